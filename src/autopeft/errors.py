@@ -1,0 +1,5 @@
+"""The one error type the command line turns into a one-line message and exit code 2."""
+
+
+class UserError(ValueError):
+    """Bad input from the user (a model, a configuration, a file, an option); the message says which."""

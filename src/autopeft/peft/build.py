@@ -1,0 +1,168 @@
+"""Put PEFT modules on an adapters model, train only them and the head, count what was created.
+
+A `PEFTConfig` becomes one adapter per module kind, named `<name>_<kind>`, activated together as
+`Stack(parallel, serial, prefix, lora)`: the order matters only at the FFN, where the parallel
+branch must come before the serial adapter (see `ffn_branch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from adapters import (
+    DoubleSeqBnConfig,
+    LoRAConfig,
+    ParBnConfig,
+    PrefixTuningConfig,
+    SeqBnConfig,
+    UniPELTConfig,
+)
+from adapters.composition import Stack
+
+from autopeft.methods import Method
+from autopeft.params import ModelDims
+from autopeft.peft.ffn_branch import enable_ffn_branches
+from autopeft.space import PEFTConfig
+
+STACK_ORDER = ("parallel", "serial", "prefix", "lora")
+HEAD_NAME = "task"
+PREFIX_BOTTLENECK = 512  # width of prefix-tuning's reparameterisation MLP during training
+
+
+def _reduction_factor(hidden: int, size: int) -> float:
+    """adapters sizes a bottleneck as int(h // factor): pick a factor that yields exactly `size`."""
+    factor = hidden / size
+    return factor if int(hidden // factor) == size else hidden / (size + 0.5)
+
+
+def _leave_out(layers: tuple[int, ...], dims: ModelDims) -> list[int]:
+    return [i for i in range(dims.num_layers) if i not in layers]
+
+
+def adapter_configs(config: PEFTConfig, dims: ModelDims) -> dict[str, Any]:
+    """The adapters configs of `config`, keyed by module kind, in stack order."""
+    h = dims.hidden_size
+    out: dict[str, Any] = {}
+    for kind in STACK_ORDER:
+        size = config.size(kind)
+        if not size:
+            continue
+        leave_out = _leave_out(config.layers(kind), dims)
+        if kind == "parallel":
+            out[kind] = ParBnConfig(reduction_factor=_reduction_factor(h, size), leave_out=leave_out)
+        elif kind == "serial":
+            out[kind] = SeqBnConfig(reduction_factor=_reduction_factor(h, size), leave_out=leave_out)
+        elif kind == "prefix":
+            out[kind] = PrefixTuningConfig(prefix_length=size, bottleneck_size=PREFIX_BOTTLENECK, leave_out=leave_out)
+        else:
+            out[kind] = LoRAConfig(r=size, alpha=size, attn_matrices=["q", "v"], leave_out=leave_out)
+    return out
+
+
+def method_adapter_configs(method: Method, dims: ModelDims) -> dict[str, Any]:
+    """The adapters configs of a baseline; empty for full fine-tuning and BitFit."""
+    config = method.peft_config(dims)
+    if config is not None:
+        return adapter_configs(config, dims)
+    if method.name == "houlsby":
+        return {"houlsby": DoubleSeqBnConfig()}
+    if method.name == "unipelt":
+        return {"unipelt": UniPELTConfig()}
+    return {}
+
+
+@dataclass
+class PEFTHandle:
+    """What `attach` put on a model, so that `detach` can take exactly that off again."""
+
+    adapter_names: list[str]
+    regime: str  # "adapters", "full" or "bitfit"
+
+    @property
+    def setup(self) -> Stack | None:
+        return Stack(*self.adapter_names) if self.adapter_names else None
+
+
+def attach(
+    model: Any, configs: dict[str, Any], num_labels: int, regime: str = "adapters", name: str = "autopeft"
+) -> PEFTHandle:
+    """Add adapters and a fresh 2-layer head; make only what the regime trains require grad.
+
+    `regime` is "adapters" (only adapters and head train), "full" (everything) or "bitfit"
+    (backbone biases and head).
+    """
+    names = [f"{name}_{kind}" for kind in configs]
+    for adapter_name, adapter_config in zip(names, configs.values(), strict=True):
+        model.add_adapter(adapter_name, config=adapter_config)
+    enable_ffn_branches(model)
+    model.add_classification_head(HEAD_NAME, num_labels=num_labels, layers=2, overwrite_ok=True)
+    handle = PEFTHandle(names, regime)
+    if regime == "adapters":
+        model.train_adapter(handle.setup)
+    else:
+        if names:
+            model.set_active_adapters(handle.setup)
+        for param_name, param in model.named_parameters():
+            param.requires_grad = regime == "full" or param_name.endswith("bias") or _is_head(param_name)
+    model.active_head = HEAD_NAME
+    return handle
+
+
+def attach_config(model: Any, config: PEFTConfig, dims: ModelDims, num_labels: int) -> PEFTHandle:
+    return attach(model, adapter_configs(config, dims), num_labels)
+
+
+def attach_method(model: Any, method: Method, dims: ModelDims, num_labels: int) -> PEFTHandle:
+    regime = method.name if method.name in ("full", "bitfit") else "adapters"
+    return attach(model, method_adapter_configs(method, dims), num_labels, regime)
+
+
+def detach(model: Any, handle: PEFTHandle) -> None:
+    """Remove the adapters and head of `handle` and freeze the backbone again."""
+    model.set_active_adapters(None)
+    for adapter_name in handle.adapter_names:
+        model.delete_adapter(adapter_name)
+    if HEAD_NAME in model.heads:
+        model.delete_head(HEAD_NAME)
+    for param in model.parameters():
+        param.requires_grad = False
+
+
+@contextmanager
+def attached(model: Any, configs: dict[str, Any], num_labels: int, regime: str = "adapters") -> Iterator[PEFTHandle]:
+    handle = attach(model, configs, num_labels, regime)
+    try:
+        yield handle
+    finally:
+        detach(model, handle)
+
+
+def eject_prefixes(model: Any, handle: PEFTHandle) -> None:
+    """Replace prefix-tuning's reparameterisation MLP by the prefixes it computes (deployment form)."""
+    for adapter_name in handle.adapter_names:
+        if _has_prefix(model, adapter_name):
+            model.eject_prefix_tuning(adapter_name)
+
+
+def _has_prefix(model: Any, adapter_name: str) -> bool:
+    pool = getattr(model.base_model, "prefix_tuning", None)
+    return pool is not None and adapter_name in pool.prefix_tunings
+
+
+def _is_head(param_name: str) -> bool:
+    return param_name.startswith("heads.")
+
+
+def count_trainable(model: Any) -> tuple[int, int]:
+    """(PEFT, head) parameters that require grad."""
+    peft = head = 0
+    for param_name, param in model.named_parameters():
+        if param.requires_grad:
+            if _is_head(param_name):
+                head += param.numel()
+            else:
+                peft += param.numel()
+    return peft, head
