@@ -17,6 +17,7 @@ from autopeft.errors import UserError
 # name -> module under autopeft.cli; the module defines HELP, add_arguments(parser) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
     "space": "space",
+    "bench": "bench",
 }
 
 
