@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/autopeft demo
+	$(VENV)/bin/autopeft space --model minilm --sample 20 --seed 0 --verify
 
 test: install
 	$(VENV)/bin/ruff check src tests

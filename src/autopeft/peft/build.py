@@ -7,6 +7,7 @@ branch must come before the serial adapter (see `ffn_branch`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from autopeft.methods import Method
 from autopeft.params import ModelDims
 from autopeft.peft.ffn_branch import enable_ffn_branches
 from autopeft.space import PEFTConfig
+
+# Ejecting prefix-tuning runs a forward with no adapter active, which adapters warns about on every
+# call; the warning says nothing useful here.
+logging.getLogger("adapters.model_mixin").addFilter(lambda record: "none are activated" not in record.getMessage())
 
 STACK_ORDER = ("parallel", "serial", "prefix", "lora")
 HEAD_NAME = "task"
@@ -108,6 +113,7 @@ def attach(
         for param_name, param in model.named_parameters():
             param.requires_grad = regime == "full" or param_name.endswith("bias") or _is_head(param_name)
     model.active_head = HEAD_NAME
+    model.eval()  # train_adapter switches to train mode; training loops switch back themselves
     return handle
 
 
