@@ -18,7 +18,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermed
 
 def _tiny_folder(tmp_path, model_type: str):
     """Save a tiny random model of `model_type` with MiniLM's tokenizer as a local HF folder."""
-    from transformers import AutoModel, CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING, AutoModel
 
     kwargs = dict(TINY)
     if model_type == "distilbert":
@@ -26,7 +26,9 @@ def _tiny_folder(tmp_path, model_type: str):
     elif model_type == "xlm-roberta":
         kwargs.update(pad_token_id=0, max_position_embeddings=130)
     elif model_type == "deberta-v2":
-        kwargs.update(max_position_embeddings=128, relative_attention=True, position_buckets=16, max_relative_positions=64)
+        kwargs.update(
+            max_position_embeddings=128, relative_attention=True, position_buckets=16, max_relative_positions=64
+        )
     config = CONFIG_MAPPING[model_type](**kwargs)
     torch.manual_seed(0)
     folder = tmp_path / model_type
@@ -75,16 +77,19 @@ def test_bad_model_names(name, message):
 
 def test_hub_id_fails_with_one_clear_line():
     spec = models.resolve("bert-base-uncased")
-    with pytest.raises(models.ModelError, match="cannot load model 'bert-base-uncased' from the Hugging Face hub"):
+    with pytest.raises(models.ModelError, match=r"cannot load model 'bert-base-uncased' from the Hugging Face hub"):
         models.load_config(spec)
 
 
 def test_folder_without_config(tmp_path):
-    with pytest.raises(models.ModelError, match="has no config.json"):
+    with pytest.raises(models.ModelError, match=r"has no config\.json"):
         models.resolve(str(tmp_path))
 
 
 def test_import_and_help_stay_light():
-    code = "import sys, autopeft, autopeft.cli; autopeft.cli.build_parser(); print(sorted(m for m in ('torch', 'transformers', 'adapters', 'botorch', 'optuna', 'jax') if m in sys.modules))"
+    heavy = "('torch', 'transformers', 'adapters', 'botorch', 'optuna', 'jax')"
+    code = (
+        f"import sys, autopeft.cli; autopeft.cli.build_parser(); print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -6,7 +6,6 @@ import random
 
 import pytest
 import torch
-from conftest import loaded
 
 from autopeft.methods import METHODS
 from autopeft.params import param_count
@@ -14,6 +13,7 @@ from autopeft.peft.build import attach_config, attach_method, detach
 from autopeft.peft.ffn_branch import FFNParallelAdapter
 from autopeft.peft.verify import first_mismatch
 from autopeft.space import PEFTConfig, SearchSpace
+from conftest import loaded
 
 
 @pytest.mark.parametrize("kind", ["paper", "extended"])

@@ -134,6 +134,8 @@ def test_paper_neighbourhood_size_is_complete():
 
 
 def test_space_module_imports_no_heavy_library():
-    code = "import sys, autopeft.space, autopeft.params, autopeft.methods; print(sorted(m for m in ('torch', 'transformers', 'adapters', 'botorch', 'optuna') if m in sys.modules))"
+    heavy = "('torch', 'transformers', 'adapters', 'botorch', 'optuna')"
+    modules = "autopeft.space, autopeft.params, autopeft.methods"
+    code = f"import sys, {modules}; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

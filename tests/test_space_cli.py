@@ -18,7 +18,9 @@ def autopeft(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_sample_verify_prints_json_lines_and_verdict():
-    result = autopeft("space", "--model", "tiny-roberta", "--space", "extended", "--sample", "25", "--seed", "3", "--verify")
+    result = autopeft(
+        "space", "--model", "tiny-roberta", "--space", "extended", "--sample", "25", "--seed", "3", "--verify"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "verified 25/25 exact"
@@ -59,7 +61,9 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 
 def test_single_config_is_counted():
-    result = autopeft("space", "--model", "tiny-bert", "--config", '{"serial": 4, "prefix": 2, "layers": [0, 3]}', "--verify")
+    result = autopeft(
+        "space", "--model", "tiny-bert", "--config", '{"serial": 4, "prefix": 2, "layers": [0, 3]}', "--verify"
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout.splitlines()[0])
     assert row["params"] == 2 * (2 * 32 * 4 + 4 + 32) + 2 * (2 * 32 * 2)
