@@ -1,0 +1,214 @@
+"""AutoPEFT studies on Optuna storage: what a study remembers, and recovering interrupted trials.
+
+A study stores, as study user attributes, what its trials mean (model, task, space, fidelity,
+number of labels, metric); it refuses to be continued with different ones. Each trial stores its
+configuration, metric, parameters, timings and worker as trial user attributes.
+
+Trials interrupted by a dead process are failed and their configuration is queued again (Optuna's
+`RetryHeartbeatStaleTrialCallback`): at once when the process ran on this host and is gone, and
+through Optuna's heartbeat (other hosts) once it is older than the grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopeft.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_STUDY_DIR = Path("studies")  # SQLite studies go here unless --storage says otherwise
+DEFAULT_DB = "autopeft.db"
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
+MAX_RETRIES = 3
+
+# Study attributes that must match for a study to be continued.
+IDENTITY_KEYS = ("model", "task", "space", "fidelity")
+
+
+class StudyError(UserError):
+    """A storage that cannot be reached, an unknown study, or a study that does not match."""
+
+
+def default_storage_url() -> str:
+    """`$AUTOPEFT_STORAGE`, else an SQLite file in ./studies/."""
+    env = os.environ.get("AUTOPEFT_STORAGE")
+    if env:
+        return env
+    return f"sqlite:///{DEFAULT_STUDY_DIR / DEFAULT_DB}"
+
+
+def open_storage(url: str | None) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, so trials of dead workers are failed and retried."""
+    import optuna
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    url = url or default_storage_url()
+    if "://" not in url:
+        raise StudyError(f"storage {url!r} is not a database URL (e.g. sqlite:///studies/autopeft.db)")
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            failed_trial_callback=None,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            engine_kwargs=_engine_kwargs(url),
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StudyError(f"cannot open storage {_redact(url)}: {first_line}") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        # Several local processes on one SQLite file: wait for the lock instead of failing.
+        return {"connect_args": {"timeout": 60}}
+    return {}
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+@dataclass(frozen=True)
+class StudyIdentity:
+    """What a study's trials mean; stored in the study, checked when it is continued."""
+
+    model: str
+    task: str
+    space: str
+    fidelity: dict[str, Any]
+    num_labels: int
+    metric: str
+    sampler: str
+
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """An existing study, or a StudyError naming the studies that exist."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+        known = ", ".join(names) if names else "none"
+        raise StudyError(f"no study named {name!r} in this storage (studies there: {known})") from None
+
+
+def create_or_continue(name: str, storage: optuna.storages.BaseStorage, identity: StudyIdentity) -> optuna.Study:
+    """Create the study, or continue it after checking it was made for the same job.
+
+    Nothing is written when the identities differ.
+    """
+    import optuna
+
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        check_identity(study, identity)
+        return study
+    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"])
+    for key, value in identity.attrs().items():
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([identity.metric, "params"])
+    return study
+
+
+def check_identity(study: optuna.Study, identity: StudyIdentity) -> None:
+    stored = study.user_attrs
+    if "model" not in stored:
+        raise StudyError(f"study {study.study_name!r} was not made by autopeft search")
+    for key in IDENTITY_KEYS:
+        wanted = identity.attrs()[key]
+        if stored.get(key) != wanted:
+            raise StudyError(
+                f"study {study.study_name!r} was created with {key} {_show(stored.get(key))}, "
+                f"not {_show(wanted)}; use another --study name or the same {key}"
+            )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return repr(value)
+
+
+# --- workers and interrupted trials ----------------------------------------------------------
+
+
+def worker_id() -> dict[str, Any]:
+    """Who runs a trial: host, process id and the process's start time (pids are reused)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+    except (OSError, IndexError):
+        return None
+
+
+def _is_alive(worker: dict[str, Any]) -> bool:
+    if worker.get("host") != socket.gethostname():
+        return True  # another machine: Optuna's heartbeat decides
+    start = _process_start(int(worker["pid"]))
+    return start is not None and start == worker.get("start")
+
+
+def fail_interrupted_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials whose worker died (this host at once, others by heartbeat); retry them.
+
+    Returns the numbers of the trials failed here.
+    """
+    import optuna
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    failed = []
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if worker is None or _is_alive(worker):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted: its process died")
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process got there first
+        failed.append(trial.number)
+        if callback is not None:
+            callback(study, storage.get_trial(trial._trial_id))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
+    return failed

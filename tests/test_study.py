@@ -1,0 +1,86 @@
+"""Study storage: identity checks, unreachable storages, interrupted trials failed and retried."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from autopeft import study as st
+
+IDENTITY = st.StudyIdentity(
+    model="tiny-bert",
+    task="rte",
+    space="paper",
+    fidelity={"epochs": 1},
+    num_labels=2,
+    metric="accuracy",
+    sampler="random",
+)
+
+
+def _storage(tmp_path):
+    return st.open_storage(f"sqlite:///{tmp_path / 'studies' / 'x.db'}")
+
+
+def test_create_then_continue_checks_identity(tmp_path):
+    storage = _storage(tmp_path)
+    study = st.create_or_continue("s", storage, IDENTITY)
+    assert study.user_attrs["task"] == "rte" and study.directions[0].name == "MAXIMIZE"
+    again = st.create_or_continue("s", storage, IDENTITY)
+    assert again._study_id == study._study_id
+    other = st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": {"epochs": 2}})
+    before = storage.get_study_user_attrs(study._study_id)
+    with pytest.raises(st.StudyError, match="created with fidelity epochs=1, not epochs=2"):
+        st.create_or_continue("s", storage, other)
+    assert storage.get_study_user_attrs(study._study_id) == before
+    assert len(optuna.get_all_study_summaries(storage)) == 1
+
+
+def test_unknown_study_names_the_known_ones(tmp_path):
+    storage = _storage(tmp_path)
+    st.create_or_continue("first", storage, IDENTITY)
+    with pytest.raises(st.StudyError, match=r"no study named 'second'.*studies there: first"):
+        st.load_study("second", storage)
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("postgresql://u:secret@127.0.0.1:1/db", "cannot open storage postgresql://u:\\*\\*\\*@127.0.0.1:1/db"),
+        ("nosuchdb://x", "cannot open storage nosuchdb://x"),
+        ("studies.db", "is not a database URL"),
+    ],
+)
+def test_unreachable_storage_is_one_clear_error(url, message):
+    with pytest.raises(st.StudyError, match=message):
+        st.open_storage(url)
+
+
+def _dead_worker() -> dict:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return {**st.worker_id(), "pid": int(proc.stdout), "start": "0"}
+
+
+def test_trial_of_a_dead_local_process_is_failed_and_retried(tmp_path):
+    storage = _storage(tmp_path)
+    study = st.create_or_continue("s", storage, IDENTITY)
+    dist = {"serial": CategoricalDistribution([0, 4, 8])}
+    dead = study.ask(dist)
+    dead.set_user_attr("worker", _dead_worker())
+    alive = study.ask(dist)
+    alive.set_user_attr("worker", st.worker_id())
+    assert st.fail_interrupted_trials(study) == [dead.number]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[dead.number].state == TrialState.FAIL
+    assert trials[dead.number].user_attrs["fail_reason"] == "interrupted: its process died"
+    assert trials[alive.number].state == TrialState.RUNNING
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].params == dead.params
+    assert st.fail_interrupted_trials(study) == []  # idempotent
+    retried = study.ask(dist)
+    assert retried.params == dead.params
