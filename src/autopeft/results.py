@@ -1,0 +1,88 @@
+"""Read a search study back: its trials as rows, the Pareto front, the hypervolume over trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from autopeft.pareto import hypervolume, pareto_indices
+from autopeft.space import PEFTConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One completed trial of a search study."""
+
+    number: int
+    config: PEFTConfig
+    metric: float
+    params: int
+    percent: float
+    attrs: dict[str, Any]
+
+    @property
+    def retrained(self) -> dict[str, Any] | None:
+        """Full-fidelity results stored by `autopeft retrain`, if any."""
+        return self.attrs.get("retrain")
+
+
+def completed_rows(study: optuna.Study) -> list[TrialRow]:
+    from optuna.trial import TrialState
+
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        rows.append(
+            TrialRow(
+                number=trial.number,
+                config=PEFTConfig.from_dict(attrs["config"]),
+                metric=float(trial.values[0]),
+                params=int(trial.values[1]),
+                percent=float(attrs["percent"]),
+                attrs=dict(attrs),
+            )
+        )
+    return rows
+
+
+def pareto_rows(rows: list[TrialRow]) -> list[TrialRow]:
+    """Non-dominated rows, cheapest first."""
+    return [rows[i] for i in pareto_indices([(r.metric, r.params) for r in rows])]
+
+
+def study_hypervolume(study: optuna.Study, rows: list[TrialRow]) -> float:
+    attrs = study.user_attrs
+    return hypervolume([(r.metric, r.params) for r in rows], attrs.get("metric_ref", 0.0), attrs["params_ref"])
+
+
+def hypervolume_by_trial(study: optuna.Study, rows: list[TrialRow]) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the completed trials up to it), in trial order."""
+    attrs = study.user_attrs
+    ordered = sorted(rows, key=lambda r: r.number)
+    out = []
+    for k, row in enumerate(ordered, start=1):
+        points = [(r.metric, r.params) for r in ordered[:k]]
+        out.append((row.number, hypervolume(points, attrs.get("metric_ref", 0.0), attrs["params_ref"])))
+    return out
+
+
+def best_under_budgets(rows: list[TrialRow], percents: tuple[float, ...]) -> list[tuple[float, TrialRow | None]]:
+    """The best-scoring row within each parameter budget (percent of the backbone)."""
+    out = []
+    for budget in percents:
+        within = [r for r in rows if r.percent <= budget]
+        out.append((budget, max(within, key=lambda r: (r.metric, -r.params)) if within else None))
+    return out
+
+
+def format_table(rows: list[TrialRow], metric_name: str) -> str:
+    """A plain-text table: trial, configuration in words, metric, params, percent."""
+    header = ("trial", "configuration", metric_name, "params", "% params")
+    body = [(str(r.number), r.config.describe(), f"{r.metric:.4f}", f"{r.params:,}", f"{r.percent:.4f}") for r in rows]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
