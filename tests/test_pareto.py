@@ -56,3 +56,8 @@ def test_adding_a_point_never_lowers_hypervolume():
         hv = hypervolume(points, 0.0, 1e4)
         assert hv >= last - 1e-12
         last = hv
+
+
+def test_normalised_axis_runs_from_zero_to_one():
+    assert hypervolume([(1.0, 10)], 0.0, 1000, params_min=10) == pytest.approx(1.0)
+    assert hypervolume([(1.0, 100)], 0.0, 1000, params_min=10) == pytest.approx(0.5)

@@ -1,10 +1,12 @@
 """Pareto fronts and hypervolume of (metric, parameters) results (pure Python).
 
 Parameters span orders of magnitude, so the hypervolume is measured on a log scale of
-parameters: a point (metric m, params p) maps to (m - metric_ref, log10(params_ref / p)), both to
-be maximised, and the hypervolume is the area those points dominate above (0, 0). `params_ref`
-is the largest configuration of the space (every module at full size in every layer) and
-`metric_ref` the worst score that counts (0 for accuracy, F1 and correlations).
+parameters: a point (metric m, params p) maps to (m - metric_ref, log(params_ref / p) /
+log(params_ref / params_min)), both to be maximised, and the hypervolume is the area those points
+dominate above (0, 0). `params_ref` is the largest configuration of the space (every module at full
+size in every layer), `params_min` the smallest (so the params axis runs from 0 to 1, as the
+optimiser's `Budget.score`), and `metric_ref` the worst score that counts (0 for accuracy, F1 and
+correlations).
 """
 
 from __future__ import annotations
@@ -29,9 +31,17 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def hypervolume(points: Sequence[tuple[float, float]], metric_ref: float, params_ref: float) -> float:
-    """Area dominated by `points` (metric, params) in (metric - metric_ref, log10(params_ref / params))."""
-    mapped = [(m - metric_ref, math.log10(params_ref / p)) for m, p in points if m > metric_ref and 0 < p < params_ref]
+def hypervolume(
+    points: Sequence[tuple[float, float]], metric_ref: float, params_ref: float, params_min: float | None = None
+) -> float:
+    """Area dominated by `points` (metric, params) in the plane of the module docstring.
+
+    Without `params_min` the params axis is log10(params_ref / params), unnormalised.
+    """
+    scale = math.log10(params_ref / params_min) if params_min else 1.0
+    mapped = [
+        (m - metric_ref, math.log10(params_ref / p) / scale) for m, p in points if m > metric_ref and 0 < p < params_ref
+    ]
     # sweep by the params axis, from the cheapest (largest log gain) to the most expensive
     mapped.sort(key=lambda q: -q[1])
     area = 0.0

@@ -54,18 +54,21 @@ def pareto_rows(rows: list[TrialRow]) -> list[TrialRow]:
 
 
 def study_hypervolume(study: optuna.Study, rows: list[TrialRow]) -> float:
+    return hypervolume([(r.metric, r.params) for r in rows], *_refs(study))
+
+
+def _refs(study: optuna.Study) -> tuple[float, float, float]:
     attrs = study.user_attrs
-    return hypervolume([(r.metric, r.params) for r in rows], attrs.get("metric_ref", 0.0), attrs["params_ref"])
+    return attrs.get("metric_ref", 0.0), attrs["params_ref"], attrs["params_min"]
 
 
 def hypervolume_by_trial(study: optuna.Study, rows: list[TrialRow]) -> list[tuple[int, float]]:
     """(trial number, hypervolume of the completed trials up to it), in trial order."""
-    attrs = study.user_attrs
     ordered = sorted(rows, key=lambda r: r.number)
     out = []
     for k, row in enumerate(ordered, start=1):
         points = [(r.metric, r.params) for r in ordered[:k]]
-        out.append((row.number, hypervolume(points, attrs.get("metric_ref", 0.0), attrs["params_ref"])))
+        out.append((row.number, hypervolume(points, *_refs(study))))
     return out
 
 

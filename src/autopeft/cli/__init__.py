@@ -17,6 +17,10 @@ from autopeft.errors import UserError
 # name -> module under autopeft.cli; the module defines HELP, add_arguments(parser) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
     "space": "space",
+    "train": "train",
+    "search": "search",
+    "worker": "worker",
+    "report": "report",
     "bench": "bench",
 }
 

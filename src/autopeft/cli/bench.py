@@ -8,7 +8,9 @@ import importlib
 HELP = "benchmarks (engine speed, optimisers, GLUE results)"
 
 # bench subcommand -> module under autopeft.cli, defining HELP, add_arguments(parser), run(args) -> int
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "engine": "bench_engine",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

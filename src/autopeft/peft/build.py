@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters import (
+    ConfigUnion,
     DoubleSeqBnConfig,
     LoRAConfig,
     ParBnConfig,
@@ -151,6 +152,19 @@ def eject_prefixes(model: Any, handle: PEFTHandle) -> None:
     for adapter_name in handle.adapter_names:
         if _has_prefix(model, adapter_name):
             model.eject_prefix_tuning(adapter_name)
+            _mark_flat(model, adapter_name)
+
+
+def _mark_flat(model: Any, adapter_name: str) -> None:
+    # adapters 1.3 ejects the modules but keeps flat=False in the adapter's config, so a saved
+    # adapter would reload as a fresh reparameterisation MLP instead of the trained prefixes.
+    config = model.adapters_config.get(adapter_name)
+    if isinstance(config, ConfigUnion):
+        flat = ConfigUnion(*(c.replace(flat=True) if isinstance(c, PrefixTuningConfig) else c for c in config.configs))
+    else:
+        flat = config.replace(flat=True)
+    del model.adapters_config.adapters[adapter_name]
+    model.adapters_config.add(adapter_name, flat)
 
 
 def _has_prefix(model: Any, adapter_name: str) -> bool:

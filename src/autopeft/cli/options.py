@@ -1,0 +1,101 @@
+"""Command-line options shared by the commands that train: where the data is and how much to train.
+
+Light at import (no torch): `train`, `search` and the benches add these to their parsers and turn
+the parsed namespace into a `TaskData` and a `Fidelity` inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from autopeft.errors import UserError
+
+if TYPE_CHECKING:
+    from autopeft.engine.fidelity import Fidelity
+    from autopeft.tasks import TaskData
+
+# flag -> Fidelity knob; each flag overrides the same knob in --fidelity
+FIDELITY_FLAGS: dict[str, tuple[str, type, str]] = {
+    "epochs": ("epochs", int, "passes over the training set"),
+    "max_steps": ("max_steps", int, "stop after this many optimiser steps"),
+    "max_train_samples": ("max_train_samples", int, "train on a stratified subset of this size"),
+    "train_fraction": ("train_fraction", float, "train on this fraction of the training set"),
+    "max_eval_samples": ("max_eval_samples", int, "score on a stratified subset of this size"),
+    "patience": ("patience", int, "stop after this many evaluations without improvement"),
+    "batch_size": ("batch_size", int, "training batch size (default 32)"),
+    "lr": ("lr", float, "learning rate (default: by method family, see autopeft.engine.DEFAULT_LRS)"),
+    "max_length": ("max_length", int, "tokens per example after truncation (default 128)"),
+}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    tasks = "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"
+    group.add_argument("--task", help=f"GLUE task: {tasks} (with --train-file: a name for reports)")
+    group.add_argument("--glue-dir", metavar="DIR", help="GLUE folder in the TSV layout (default: $AUTOPEFT_GLUE_DIR)")
+    group.add_argument("--train-file", metavar="FILE", help="your training data: .csv, .tsv or .jsonl with a header")
+    group.add_argument("--dev-file", metavar="FILE", help="your dev data, same columns as --train-file")
+    group.add_argument("--text-columns", metavar="A[,B]", help="one or two text columns of your files")
+    group.add_argument("--label-column", default="label", metavar="NAME", help="label column (default: label)")
+    group.add_argument(
+        "--task-type",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="your labels: classes or scores (default auto: scores when some label is a fraction)",
+    )
+
+
+def task_from_args(args: argparse.Namespace) -> TaskData:
+    from autopeft.tasks import load_task
+
+    if args.task is None and args.train_file is None:
+        raise UserError("give --task (a GLUE task) or --train-file")
+    columns = [c.strip() for c in args.text_columns.split(",")] if args.text_columns else None
+    if columns is not None and not all(columns):
+        raise UserError(f"--text-columns {args.text_columns!r} has an empty name")
+    return load_task(
+        args.task,
+        glue_dir=args.glue_dir,
+        train_file=args.train_file,
+        dev_file=args.dev_file,
+        text_columns=columns,
+        label_column=args.label_column,
+        task_type=args.task_type,
+    )
+
+
+def add_fidelity_arguments(parser: argparse.ArgumentParser, defaults: str) -> None:
+    """`--fidelity k=v,...` plus one flag per common knob; `defaults` says what applies when neither is given."""
+    group = parser.add_argument_group("training budget (fidelity)")
+    example = "epochs=1,max_train_samples=2000"
+    group.add_argument(
+        "--fidelity", metavar="K=V,...", help=f"any fidelity knobs, e.g. {example} (default: {defaults})"
+    )
+    for dest, (_, kind, text) in FIDELITY_FLAGS.items():
+        group.add_argument(
+            f"--{dest.replace('_', '-')}", dest=dest, type=kind, metavar=kind.__name__.upper(), help=text
+        )
+
+
+def fidelity_from_args(args: argparse.Namespace, base: Fidelity) -> Fidelity:
+    """`base`, then the knobs of --fidelity, then each explicit flag."""
+    from autopeft.engine.fidelity import Fidelity
+
+    fidelity = Fidelity.parse(args.fidelity, base) if args.fidelity else base
+    changes = {
+        knob: getattr(args, dest) for dest, (knob, _, _) in FIDELITY_FLAGS.items() if getattr(args, dest) is not None
+    }
+    return fidelity.replace(**changes) if changes else fidelity
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a comma-separated list of integers") from None
+    if not seeds:
+        raise UserError("--seeds is empty")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r} repeats a seed")
+    return seeds

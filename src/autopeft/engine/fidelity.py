@@ -1,0 +1,197 @@
+"""How much training a trial gets (its fidelity), and the default learning rate of each method family.
+
+Pure data, no torch: the search command parses a `Fidelity` from the command line and stores
+`to_dict()` in its study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from autopeft.errors import UserError
+from autopeft.methods import Method
+from autopeft.space import PEFTConfig
+
+# AdamW learning rates by method family, used when the fidelity sets none.
+# - adapter, prefix, mixed 1e-4: the original AutoPEFT code trains every searched configuration and
+#   the adapter/prefix/MAM/UniPELT baselines at 1e-4 (cambridgeltl/autopeft, adapterhub/bo/base_function.py).
+# - lora 5e-4: Hu et al. (2022) train LoRA on GLUE at 4e-4..5e-4 (RoBERTa-base).
+# - bitfit 1e-3: Ben Zaken et al. (2022) find 1e-3 best for BitFit on GLUE (searched 1e-4..1e-3).
+# - full 2e-5: the AutoPEFT full fine-tuning baseline (run_finetune.sh) and BERT's GLUE recipe.
+DEFAULT_LRS: dict[str, float] = {
+    "adapter": 1e-4,
+    "prefix": 1e-4,
+    "lora": 5e-4,
+    "mixed": 1e-4,
+    "bitfit": 1e-3,
+    "full": 2e-5,
+}
+
+
+def family_of(item: PEFTConfig | Method) -> str:
+    """The family whose default learning rate a configuration or baseline trains with."""
+    if isinstance(item, Method):
+        return item.family
+    kinds = {"serial": "adapter", "parallel": "adapter", "prefix": "prefix", "lora": "lora"}
+    families = {kinds[m] for m in item.active_modules}
+    return families.pop() if len(families) == 1 else "mixed"
+
+
+class FidelityError(UserError):
+    """A malformed or out-of-range fidelity; the message names the knob."""
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Training budget and optimiser settings of one trial. Defaults: one epoch, the paper's batch 32, length 128.
+
+    The paper's final runs are `Fidelity.paper_final()`: 20 epochs, early stopping with patience 10.
+    """
+
+    epochs: int = field(default=1, metadata={"help": "passes over the training subset"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimiser steps"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "training subset size (stratified)"})
+    train_fraction: float | None = field(default=None, metadata={"help": "training subset as a fraction (0, 1]"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "scoring subset size (stratified)"})
+    patience: int | None = field(default=None, metadata={"help": "stop after this many evaluations without gain"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
+    lr: float | None = field(default=None, metadata={"help": "AdamW learning rate; default by method family"})
+    max_length: int = field(default=128, metadata={"help": "tokens per example after truncation"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps with linear warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm; 0 turns it off"})
+    heldout_fraction: float = field(default=0.1, metadata={"help": "share of train held out to score a search"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the held-out slice and the subsets"})
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                if not _optional(f):
+                    raise FidelityError(f"fidelity {f.name} cannot be none")
+                continue
+            kind = _base_type(f)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise FidelityError(f"fidelity {f.name} must be {kind.__name__}, got {value!r}")
+            if kind is float and not math.isfinite(value):
+                raise FidelityError(f"fidelity {f.name} must be finite, got {value!r}")
+        positive = ("epochs", "max_steps", "max_train_samples", "max_eval_samples", "patience", "batch_size",
+                    "eval_batch_size", "max_length", "lr")  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise FidelityError(f"fidelity {name} must be positive, got {value}")
+        for name in ("train_fraction", "heldout_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= (1 if name == "train_fraction" else 0.5):
+                upper = "1" if name == "train_fraction" else "0.5"
+                raise FidelityError(f"fidelity {name} must be in (0, {upper}], got {value}")
+        if self.max_train_samples is not None and self.train_fraction is not None:
+            raise FidelityError("give max_train_samples or train_fraction, not both")
+        if not 0 <= self.warmup_ratio < 1:
+            raise FidelityError(f"fidelity warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        for name in ("weight_decay", "max_grad_norm", "split_seed"):
+            if getattr(self, name) < 0:
+                raise FidelityError(f"fidelity {name} must not be negative, got {getattr(self, name)}")
+
+    @classmethod
+    def paper_final(cls, **changes: Any) -> Fidelity:
+        """The paper's final-run budget: 20 epochs with early stopping after 10 evaluations without gain."""
+        return cls(**{"epochs": 20, "patience": 10, **changes})
+
+    def replace(self, **changes: Any) -> Fidelity:
+        try:
+            return dataclasses.replace(self, **changes)
+        except TypeError as err:
+            raise FidelityError(str(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fidelity:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise FidelityError(f"unknown fidelity {unknown[0]!r}; known: {', '.join(cls.knobs())}")
+        return cls(**data)
+
+    @classmethod
+    def knobs(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parse(cls, text: str, base: Fidelity | None = None) -> Fidelity:
+        """`"epochs=1,max_train_samples=2000"` -> a Fidelity (unnamed knobs from `base` or the defaults).
+
+        Values are numbers or `none`; `1e-4`, `2_000` and `0.5` are accepted where they fit the knob.
+        """
+        base = base or cls()
+        changes: dict[str, Any] = {}
+        by_name = {f.name: f for f in fields(cls)}
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, raw = item.partition("=")
+            name, raw = name.strip(), raw.strip()
+            if not sep or not name or not raw:
+                raise FidelityError(f"fidelity {item!r} is not of the form name=value")
+            if name not in by_name:
+                raise FidelityError(f"unknown fidelity {name!r}; known: {', '.join(by_name)}")
+            if name in changes:
+                raise FidelityError(f"fidelity {name} is given twice")
+            changes[name] = _parse_value(by_name[name], raw)
+        return base.replace(**changes)
+
+    def describe(self) -> str:
+        """The knobs that differ from the defaults, as `parse` reads them back ('defaults' if none)."""
+        default = Fidelity()
+        parts = [f"{k}={_format(v)}" for k, v in self.to_dict().items() if v != getattr(default, k)]
+        return ",".join(parts) or "defaults"
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Fidelity)
+
+
+def _base_type(f: dataclasses.Field) -> type:
+    hint = _hints()[f.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if isinstance(hint, types.UnionType) else hint
+
+
+def _optional(f: dataclasses.Field) -> bool:
+    hint = _hints()[f.name]
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _parse_value(f: dataclasses.Field, raw: str) -> Any:
+    if raw.lower() in ("none", "null"):
+        if not _optional(f):
+            raise FidelityError(f"fidelity {f.name} cannot be none")
+        return None
+    kind = _base_type(f)
+    try:
+        number = float(raw.replace("_", ""))
+    except ValueError:
+        raise FidelityError(f"fidelity {f.name}={raw!r} is not a number") from None
+    if kind is int:
+        if not number.is_integer():
+            raise FidelityError(f"fidelity {f.name} must be a whole number, got {raw!r}")
+        return int(number)
+    return number
+
+
+def _format(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)

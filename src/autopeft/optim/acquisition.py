@@ -1,0 +1,154 @@
+"""qLogNEHVI over (metric, parameter score), with the parameter objective computed exactly.
+
+The surrogate models only the metric. The parameter objective is a deterministic function of the
+configuration, so it enters as an MC objective that stacks each posterior sample of the metric
+with the exact score of the same X (`ParamsObjective`). A `ModelList` of the GP and a
+`GenericDeterministicModel` would say the same, but qLogNEHVI cannot draw base samples from such a
+list; the objective route needs no second model.
+
+Both objectives are maximised: the metric (after the sampler's sign and copula) and
+`Budget.score(params)`, the normalised log-parameters (1 = smallest configuration, 0 = largest
+allowed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from autopeft.optim.budget import Budget
+
+DEFAULT_MC_SAMPLES = 256  # posterior samples in all; a fully Bayesian model shares them among its NUTS samples
+REF_MARGIN = 0.1  # the default reference point lies this fraction of the observed range below the worst
+
+
+class ExactParams:
+    """Exact PEFT parameters of encoded configurations, vectorised: `... x d` -> `...`.
+
+    X holds `SearchSpace.to_vector` encodings (sizes by rank, layer bits). The count is
+    sum over modules of (per-layer parameters of its size) x (its number of layers); the per-layer
+    table comes from `autopeft.params.peft_params`, so this equals `peft_params` exactly.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        space = budget.space
+        self.space = space
+        self.tables = [
+            torch.tensor([float(budget.per_layer[m][s]) for s in space.choices(m)], dtype=torch.float64)
+            for m in space.modules
+        ]
+        self.levels = [len(space.choices(m)) - 1 for m in space.modules]
+
+    def __call__(self, X: Tensor) -> Tensor:
+        space, n, k = self.space, self.space.num_layers, len(self.space.modules)
+        counts = []
+        for j, (table, levels) in enumerate(zip(self.tables, self.levels, strict=True)):
+            index = (X[..., j] * levels).round().clamp(0, levels).long()  # ...
+            per_layer = table.to(X.device)[index]  # ...
+            if space.kind == "paper":
+                layers = X[..., k : k + n].round().sum(-1)  # ...: one shared mask
+            else:
+                layers = X[..., k + j * n : k + (j + 1) * n].round().sum(-1)  # ...
+            counts.append(per_layer.to(X.dtype) * layers)
+        return torch.stack(counts, -1).sum(-1)
+
+
+class ParamsScore:
+    """`Budget.score` of the exact parameters of encoded configurations: `... x d` -> `...`."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.params = ExactParams(budget)
+        self.log_high = torch.tensor(float(budget.largest), dtype=torch.float64).log()
+        self.span = max(float(self.log_high - torch.tensor(float(budget.smallest)).log()), 1e-12)
+
+    def __call__(self, X: Tensor) -> Tensor:
+        return (self.log_high.to(X) - self.params(X).clamp_min(1.0).log()) / self.span
+
+
+def params_objective(score: ParamsScore, ensemble: bool):
+    """An MC objective: metric samples -> (metric, exact parameter score) samples.
+
+    samples: `sample_shape x batch_shape x [mcmc] x q x 1`; X: `batch_shape x q x d`; the output
+    is `sample_shape x batch_shape x [mcmc] x q x 2`. A fully Bayesian (`ensemble`) model puts its
+    hyperparameter-sample dimension just before q, which X lacks.
+    """
+    from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
+
+    def stack(samples: Tensor, X: Tensor | None = None) -> Tensor:
+        if X is None:
+            raise ValueError("the parameter objective needs X")
+        s = score(X)  # batch_shape x q
+        if ensemble:
+            s = s.unsqueeze(-2)  # batch_shape x 1 x q
+        metric = samples[..., 0]
+        return torch.stack([metric, s.to(metric).expand_as(metric)], -1)
+
+    return GenericMCMultiOutputObjective(stack)
+
+
+def default_ref_point(metric: Tensor, score: Tensor) -> list[float]:
+    """A reference point a little worse than the worst observation on each objective.
+
+    metric, score: `n` tensors of the observed (transformed) metric and parameter score.
+    """
+    ref = []
+    for values in (metric, score):
+        low, high = float(values.min()), float(values.max())
+        ref.append(low - REF_MARGIN * max(high - low, 1e-6))
+    return ref
+
+
+def build_acquisition(
+    model,
+    X_baseline: Tensor,
+    *,
+    ref_point: Sequence[float] | None,
+    objective=None,
+    X_pending: Tensor | None = None,
+    mc_samples: int = DEFAULT_MC_SAMPLES,
+    seed: int = 0,
+):
+    """qLogNEHVI (two objectives) or, when `ref_point` is None, qLogNEI on the metric alone.
+
+    Args:
+        model: the fitted surrogate (metric only, or metric and score when the score is modelled).
+        X_baseline: an `n x d` tensor of the evaluated configurations.
+        ref_point: the two-objective reference point in the objectives' units (transformed metric,
+            score), or None for a single-objective study.
+        objective: `params_objective(...)` when the model has the metric only; None when it models both.
+        X_pending: an `p x d` tensor of configurations being evaluated (other workers, batch members).
+        mc_samples: QMC samples of the posterior in all: a fully Bayesian model with k hyperparameter
+            samples draws mc_samples / k from each (the cost of one evaluation grows with the total).
+        seed: seeds the QMC base samples.
+    """
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    per_model = max(1, mc_samples // _hyperparameter_samples(model))
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([per_model]), seed=seed)
+    if X_pending is not None and X_pending.shape[0] == 0:
+        X_pending = None
+    if ref_point is None:
+        return qLogNoisyExpectedImprovement(
+            model, X_baseline, sampler=sampler, X_pending=X_pending, prune_baseline=True
+        )
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model,
+        ref_point=list(ref_point),
+        X_baseline=X_baseline,
+        sampler=sampler,
+        objective=objective,
+        X_pending=X_pending,
+        prune_baseline=True,
+    )
+
+
+def _hyperparameter_samples(model) -> int:
+    """NUTS samples of a fully Bayesian model (or of the first of a model list); 1 for a point estimate."""
+    from botorch.utils.transforms import is_ensemble
+
+    first = model.models[0] if hasattr(model, "models") else model
+    return first.num_mcmc_samples if is_ensemble(first) else 1

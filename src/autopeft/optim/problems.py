@@ -1,0 +1,221 @@
+"""Benchmark problems for the optimisers, each with its exact maximum hypervolume.
+
+- `synthetic-L` (L = 6, 12, 24): the paper's space on a MiniLM-shaped model with L layers. The
+  metric depends on a few dimensions only (the serial and parallel adapter sizes and three
+  "important" layers), the situation SAAS priors are built for; the prefix size and the other
+  layers only cost parameters. Observations carry Gaussian noise; hypervolume uses the true metric.
+  The Pareto front is known by construction: parameters depend on the sizes and the number of
+  layers k only, and for given sizes and k the best layers are the k most important ones.
+- `pool:PATH.csv`: a table of real evaluations (columns `config` (PEFTConfig JSON), `metric`,
+  `params`); optimisers may only pick its configurations, and the maximum is the pool's own front.
+
+Hypervolume is measured on (metric, normalised log-parameters): `u = (log hi - log p) / (log hi -
+log lo)` between the smallest (`lo`) and largest (`hi`) parameter counts of the problem, with the
+reference point (worst metric, u = 0). Reported values are fractions of the problem's maximum.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from autopeft.errors import UserError
+from autopeft.params import ModelDims, peft_params
+from autopeft.space import ConfigError, PEFTConfig, SearchSpace
+
+SYNTHETIC: dict[str, int] = {"synthetic-6": 6, "synthetic-12": 12, "synthetic-24": 24}
+HIDDEN = 384  # MiniLM's hidden size: module sizes 1, 3, 6, ..., 384
+NOISE = 0.005  # observation noise of the synthetic metric, about a seed's spread on a GLUE dev set
+VOCAB = 30522  # BERT/MiniLM WordPiece vocabulary, for the analytic backbone size
+
+
+def hypervolume_2d(points: Iterable[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Exact hypervolume dominated by `points` (both objectives maximised) above `ref`.
+
+    Sweep in decreasing first objective: each point adds the strip between the best second
+    objective so far and its own.
+    """
+    kept = sorted((p for p in points if p[0] > ref[0] and p[1] > ref[1]), key=lambda p: (-p[0], -p[1]))
+    volume, top = 0.0, ref[1]
+    for a, b in kept:
+        if b > top:
+            volume += (a - ref[0]) * (b - top)
+            top = b
+    return volume
+
+
+def bert_dims(num_layers: int, hidden: int = HIDDEN) -> ModelDims:
+    """A BERT-layout encoder's shape with its analytic parameter counts (no transformers needed).
+
+    Embeddings (words, 512 positions, 2 token types, LayerNorm), per layer: Q, K, V, O projections,
+    FFN of 4h, two LayerNorms; a pooler. MiniLM-L6-H384 gives 22,713,216, as its checkpoint.
+    """
+    ffn = 4 * hidden
+    embeddings = (VOCAB + 512 + 2) * hidden + 2 * hidden
+    layer = 4 * (hidden * hidden + hidden) + (hidden * ffn + ffn) + (ffn * hidden + hidden) + 4 * hidden
+    pooler = hidden * hidden + hidden
+    layer_biases = 4 * hidden + ffn + hidden + 2 * hidden
+    biases = hidden + num_layers * layer_biases + hidden  # embedding LayerNorm, layers, pooler
+    return ModelDims("bert", num_layers, hidden, hidden // 32, ffn, embeddings + num_layers * layer + pooler, biases)
+
+
+@dataclass(frozen=True)
+class SyntheticMetric:
+    """metric = base + gain * coverage * capacity^(1/2), in [base, base + gain].
+
+    coverage: summed weights of the important layers the configuration uses (weights sum to 1);
+    capacity: log(1 + serial + parallel / 2) / log(1 + 1.5 h), 1 with both adapters at size h.
+    """
+
+    hidden: int
+    important: tuple[int, ...]
+    weights: tuple[float, ...]
+    base: float = 0.5
+    gain: float = 0.4
+
+    def capacity(self, serial: int, parallel: int) -> float:
+        return math.log1p(serial + 0.5 * parallel) / math.log1p(1.5 * self.hidden)
+
+    def value(self, serial: int, parallel: int, coverage: float) -> float:
+        return self.base + self.gain * coverage * math.sqrt(self.capacity(serial, parallel))
+
+    def __call__(self, config: PEFTConfig) -> float:
+        layers = set(config.shared_layers or ())
+        coverage = sum(w for i, w in zip(self.important, self.weights, strict=True) if i in layers)
+        return self.value(config.serial, config.parallel, coverage)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A benchmark problem: what an optimiser sees (noisy metric, params) and how it is scored."""
+
+    name: str
+    space: SearchSpace
+    dims: ModelDims
+    truth: Callable[[PEFTConfig], float]  # the metric without noise (hypervolume uses it)
+    params: Callable[[PEFTConfig], int]  # the parameter objective
+    noise: float  # standard deviation of observation noise
+    metric_ref: float  # worst metric: the reference point
+    params_low: int  # parameter range of the log scale
+    params_high: int
+    max_hv: float  # hypervolume of the whole Pareto front
+    candidates: tuple[PEFTConfig, ...] | None = None  # pool problems: the only configurations allowed
+
+    def observe(self, config: PEFTConfig, rng: random.Random) -> float:
+        return self.truth(config) + (rng.gauss(0.0, self.noise) if self.noise else 0.0)
+
+    def score(self, params: float) -> float:
+        low, high = math.log(self.params_low), math.log(self.params_high)
+        return (high - math.log(params)) / (high - low)
+
+    def raw_hypervolume(self, points: Iterable[tuple[float, float]]) -> float:
+        """points: (true metric, params) -> hypervolume in (metric, normalised log-params)."""
+        return hypervolume_2d(((m, self.score(p)) for m, p in points), (self.metric_ref, 0.0))
+
+    def hypervolume(self, points: Iterable[tuple[float, float]]) -> float:
+        """Hypervolume as a fraction of the problem's maximum."""
+        return self.raw_hypervolume(points) / self.max_hv
+
+
+def synthetic(name: str) -> Problem:
+    """The synthetic problem `synthetic-L`."""
+    if name not in SYNTHETIC:
+        raise UserError(f"unknown problem {name!r}; known: {', '.join(SYNTHETIC)} or pool:PATH.csv")
+    n = SYNTHETIC[name]
+    space = SearchSpace(n, HIDDEN, "paper")
+    dims = bert_dims(n)
+    # Top layers matter most (as fine-tuning studies find), plus one in the middle.
+    metric = SyntheticMetric(HIDDEN, important=(n - 1, n - 3, n // 2 - 1), weights=(0.5, 0.3, 0.2))
+    sizes = space.choices("serial")
+    per_layer = {
+        (s, p, x): peft_params(
+            PEFTConfig(serial=s, parallel=p, prefix=x, serial_layers=(0,), parallel_layers=(0,), prefix_layers=(0,)),
+            dims,
+        )
+        for s, p, x in itertools.product(sizes, repeat=3)
+        if s or p or x
+    }
+    low, high = min(per_layer.values()), max(per_layer.values()) * n
+    top = sorted(metric.weights, reverse=True)
+    front = [
+        (metric.value(s, p, sum(top[:k])), count * k) for (s, p, _), count in per_layer.items() for k in range(1, n + 1)
+    ]
+    problem = Problem(
+        name=name,
+        space=space,
+        dims=dims,
+        truth=metric,
+        params=lambda c: peft_params(c, dims),
+        noise=NOISE,
+        metric_ref=metric.base,
+        params_low=low,
+        params_high=high,
+        max_hv=1.0,
+    )
+    return _with_max_hv(problem, front)
+
+
+def _with_max_hv(problem: Problem, points: Sequence[tuple[float, float]]) -> Problem:
+    max_hv = problem.raw_hypervolume(points)
+    if not max_hv > 0:
+        raise UserError(f"problem {problem.name}: no configuration beats the worst metric; nothing to optimise")
+    return replace(problem, max_hv=max_hv)
+
+
+def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
+    """A pool problem from a CSV of real evaluations on a model of shape `dims`.
+
+    Required columns: `config` (PEFTConfig JSON), `metric` (higher is better), `params` (PEFT
+    parameters; checked against the exact count). A configuration listed more than once (several
+    seeds) gets its mean metric. Other columns are ignored.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pool file {str(path)!r} does not exist")
+    space = SearchSpace(dims.num_layers, dims.hidden_size, kind)
+    metrics: dict[PEFTConfig, list[float]] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"config", "metric", "params"} - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"pool file {str(path)!r} lacks column(s): {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                config = PEFTConfig.from_dict(json.loads(row["config"]))
+                space.check(config)
+                metric, params = float(row["metric"]), int(float(row["params"]))
+            except (ConfigError, ValueError, TypeError) as err:
+                raise UserError(f"{path}:{line}: {err}") from None
+            if params != peft_params(config, dims):
+                raise UserError(
+                    f"{path}:{line}: params {params} is not the exact count {peft_params(config, dims)} of "
+                    f"{config.describe()} on this model (was the pool made with another model?)"
+                )
+            if not math.isfinite(metric):
+                raise UserError(f"{path}:{line}: metric is not a finite number")
+            metrics.setdefault(config, []).append(metric)
+    if len(metrics) < 2:
+        raise UserError(f"pool file {str(path)!r} needs at least 2 distinct configurations, has {len(metrics)}")
+    mean = {c: sum(v) / len(v) for c, v in metrics.items()}
+    counts = {c: peft_params(c, dims) for c in mean}
+    low, high = min(counts.values()), max(counts.values())
+    problem = Problem(
+        name=f"pool:{path.name}",
+        space=space,
+        dims=dims,
+        truth=mean.__getitem__,
+        params=counts.__getitem__,
+        noise=0.0,
+        metric_ref=min(mean.values()),
+        params_low=low,
+        params_high=high if high > low else low + 1,
+        max_hv=1.0,
+        candidates=tuple(mean),
+    )
+    return _with_max_hv(problem, [(mean[c], counts[c]) for c in mean])

@@ -1,0 +1,248 @@
+"""`AutoPEFTSampler`: multi-objective Bayesian optimisation of PEFT configurations as an Optuna sampler.
+
+A suggestion is made in three layers, as in botorch:
+1. surrogate: a GP on the task metric of the completed trials (`surrogate.fit_surrogate`);
+2. acquisition: qLogNEHVI over (metric, exact parameter score), running and enqueued trials
+   pending (`acquisition.build_acquisition`);
+3. acquisition optimisation: local search over one-change neighbours from the Pareto set and
+   random allowed configurations, or exhaustive scoring of a finite candidate set
+   (`optimize.local_search`, `optimize.best_of`).
+
+The study's objectives are `values[0]` = the task metric (either direction) and, in a
+two-objective study, `values[1]` = the PEFT parameter count, minimised. The sampler never reads
+`values[1]`: it computes the exact count from the configuration. Everything is derived from the
+study at each suggestion, so a study resumed with a new sampler object continues where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial
+
+from autopeft.errors import UserError
+from autopeft.optim.bridge import optuna_distributions, params_from_config
+from autopeft.optim.budget import Budget
+from autopeft.optim.history import History, fixed_params, trial_rng, trial_seed
+from autopeft.optim.surrogate import SURROGATES, NutsOptions
+from autopeft.params import ModelDims, ParamCount, param_count
+from autopeft.space import PEFTConfig, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AutoPEFTOptions:
+    """Options of `AutoPEFTSampler`; validated on construction."""
+
+    surrogate: str = "saas"  # one of surrogate.SURROGATES
+    n_startup_trials: int = 10  # uniform random configurations before the first model
+    seed: int | None = None  # None: not reproducible
+    max_params: int | None = None  # hard cap on PEFT parameters
+    max_percent: float | None = None  # or the cap as a percentage of the backbone's parameters
+    ref_point: tuple[float, float] | None = None  # (metric, PEFT params) in the study's units; default below
+    copula: bool = True  # rank -> normal-quantile transform of the metric before the GP, as the paper
+    params_modelled: bool = False  # ablation: a second GP on the parameter score, as the original code
+    candidates: tuple[PEFTConfig, ...] | None = None  # propose only these (a pool of precomputed configurations)
+    nuts: NutsOptions = field(default_factory=NutsOptions)
+    mc_samples: int = 256  # QMC samples of the posterior, shared among NUTS samples
+    random_starts: int = 16  # local-search starts drawn at random
+    pareto_starts: int = 16  # local-search starts from the current Pareto set, at most
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in SURROGATES:
+            raise UserError(f"unknown surrogate {self.surrogate!r}; known: {', '.join(SURROGATES)}")
+        for name in ("n_startup_trials", "random_starts", "pareto_starts"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.n_startup_trials < 2:
+            raise UserError(f"n_startup_trials must be at least 2 (a GP needs data), got {self.n_startup_trials}")
+        if self.mc_samples < 1:
+            raise UserError(f"mc_samples must be positive, got {self.mc_samples}")
+        if self.ref_point is not None and len(self.ref_point) != 2:
+            raise UserError(f"ref_point is (metric, params), got {self.ref_point!r}")
+        if self.candidates is not None:
+            object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
+
+
+class AutoPEFTSampler(BaseSampler):
+    """Multi-objective BO of PEFT configurations (Zhou et al., TACL 2024), exact parameter objective.
+
+    Suggestions are always valid configurations of `space` within the budget, and never one that
+    another trial of the study already holds (completed, failed, running or enqueued) unless every
+    allowed configuration is taken. Failed and pruned trials do not enter the model. The reference
+    point, by default, lies 10% of the observed range below the worst metric and the largest
+    allowed parameter count; `ref_point=(metric, params)` sets it in the study's own units.
+
+    Args:
+        space: the search space; its dimensions are the trial params (`bridge.optuna_distributions`).
+        dims: the model's shape, for exact parameter counts.
+        num_labels: labels of the task head (for `param_count`; the objective counts PEFT parameters only).
+        options: `AutoPEFTOptions`; keyword arguments override its fields.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        dims: ModelDims,
+        num_labels: int = 2,
+        options: AutoPEFTOptions | None = None,
+        **overrides: Any,
+    ) -> None:
+        options = replace(options or AutoPEFTOptions(), **overrides)
+        self.space = space
+        self.dims = dims
+        self.num_labels = num_labels
+        self.options = options
+        self.budget = Budget.of(space, dims, options.max_params, options.max_percent)
+        self._distributions = optuna_distributions(space)
+        self._independent = RandomSampler(seed=options.seed)
+        self._candidates: tuple[PEFTConfig, ...] | None = None
+        if options.candidates is not None:
+            self._candidates = tuple(c for c in options.candidates if self.budget.allows(c))
+            if not self._candidates:
+                raise UserError("no candidate configuration is valid and within the budget")
+
+    def param_count(self, config: PEFTConfig) -> ParamCount:
+        return param_count(config, self.dims, self.num_labels)
+
+    # --- the Optuna sampler interface ----------------------------------------------------------
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or set(self._distributions) <= set(fixed_params(trial)):
+            return {}  # an enqueued trial: its configuration is already fixed
+        return params_from_config(self.space, self.suggest(study, trial))
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        # Only parameters outside the PEFT space (or of a partly enqueued trial) come here.
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        # Suggestions draw from per-trial streams (`history.trial_rng`); only the fallback has state.
+        self._independent.reseed_rng()
+
+    # --- suggestions --------------------------------------------------------------------------
+
+    def suggest(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
+        """The configuration for `trial`: random during the start, then Bayesian optimisation."""
+        _check_directions(study)
+        history = History.of(study, self.space, trial)
+        rng = trial_rng(self.options.seed, trial.number)
+        taken = history.seen | set(history.pending)
+        if len(history.configs) < self.options.n_startup_trials:
+            return self._random(rng, taken)
+        from botorch.exceptions.errors import ModelFittingError
+
+        seed = trial_seed(self.options.seed, trial.number, "bo")
+        try:
+            config = self._optimise(history, rng, taken, seed, multi=len(study.directions) == 2)
+        except (RuntimeError, ModelFittingError) as err:  # numerical failure of a fit: do not stop the study
+            logger.warning("trial %d: Bayesian optimisation failed (%s); sampling at random", trial.number, err)
+            config = None
+        return config if config is not None else self._random(rng, taken)
+
+    def _random(self, rng: random.Random, taken: set[PEFTConfig]) -> PEFTConfig:
+        if self._candidates is None:
+            return self.budget.sample(rng, exclude=taken)
+        free = [c for c in self._candidates if c not in taken]
+        return rng.choice(free or list(self._candidates))
+
+    def _optimise(
+        self, history: History, rng: random.Random, taken: set[PEFTConfig], seed: int | None, multi: bool
+    ) -> PEFTConfig | None:
+        """Fit, build the acquisition function, maximise it; None if nothing new may be proposed."""
+        import torch
+
+        from autopeft.optim.optimize import acquisition_score, best_of, local_search
+
+        with torch.random.fork_rng(), warnings.catch_warnings():
+            if seed is not None:
+                torch.manual_seed(seed)
+            # Expected with near-duplicate configurations, and from linear_operator internals.
+            warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
+            warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
+            acqf, y, score = self._acquisition(history, seed or 0, multi)
+            scorer = acquisition_score(acqf, self.space)
+            if self._candidates is not None:
+                return best_of(scorer, [c for c in self._candidates if c not in taken])
+            starts = self._starts(history, y, score, rng, taken)
+            return local_search(scorer, starts, self.space.neighbours, self.budget.allows, exclude=taken)
+
+    def _acquisition(self, history: History, seed: int, multi: bool):
+        """(acquisition function, `n` transformed metric, `n` parameter score) of the completed trials."""
+        import torch
+        from botorch.utils.transforms import is_ensemble
+
+        from autopeft.optim.acquisition import ParamsScore, build_acquisition, default_ref_point, params_objective
+        from autopeft.optim.surrogate import Copula, fit_surrogate
+
+        opts, space = self.options, self.space
+        X = torch.tensor([space.to_vector(c) for c in history.configs], dtype=torch.float64)  # n x d
+        metric = torch.tensor(history.metrics, dtype=torch.float64)  # n, higher is better
+        transform = Copula(metric) if opts.copula else _identity
+        y = transform(metric)  # n
+        score_fn = ParamsScore(self.budget)
+        score = score_fn(X)  # n
+        if multi and opts.params_modelled:
+            model = fit_surrogate(X, torch.stack([y, score], -1), opts.surrogate, opts.nuts, seed)  # 2 outputs
+            objective = None
+        else:
+            model = fit_surrogate(X, y.unsqueeze(-1), opts.surrogate, opts.nuts, seed)
+            objective = params_objective(score_fn, ensemble=is_ensemble(model)) if multi else None
+        ref = None
+        if multi:
+            ref = default_ref_point(y, score)
+            if opts.ref_point is not None:
+                ref_metric = transform(torch.tensor([history.sign * opts.ref_point[0]], dtype=torch.float64))
+                ref = [float(ref_metric[0]), self.budget.score(opts.ref_point[1])]
+        X_pending = torch.tensor([space.to_vector(c) for c in history.pending], dtype=torch.float64).reshape(
+            -1, space.dim
+        )  # p x d
+        acqf = build_acquisition(
+            model, X, ref_point=ref, objective=objective, X_pending=X_pending, mc_samples=opts.mc_samples, seed=seed
+        )
+        return acqf, y, score
+
+    def _starts(self, history: History, y, score, rng: random.Random, taken: set[PEFTConfig]) -> list[PEFTConfig]:
+        """The current Pareto set (evenly thinned to `pareto_starts`) and `random_starts` random allowed ones."""
+        points = list(zip(y.tolist(), score.tolist(), strict=True))
+        front = [
+            i
+            for i, (a, b) in enumerate(points)
+            if not any(c >= a and d >= b and (c > a or d > b) for c, d in points)
+            and self.budget.allows(history.configs[i])
+        ]
+        front.sort(key=lambda i: points[i][1])
+        k = self.options.pareto_starts
+        if len(front) > k:
+            front = [front[round(j * (len(front) - 1) / max(k - 1, 1))] for j in range(k)]
+        starts = [history.configs[i] for i in front]
+        starts += [self.budget.sample(rng, exclude=taken) for _ in range(self.options.random_starts)]
+        return starts
+
+
+def _check_directions(study: Study) -> None:
+    directions = study.directions
+    if len(directions) > 2 or (len(directions) == 2 and directions[1] != StudyDirection.MINIMIZE):
+        raise UserError(
+            "AutoPEFTSampler needs a study with directions [metric] or [metric, 'minimize' PEFT parameters], "
+            f"got {[d.name.lower() for d in directions]}"
+        )
+
+
+def _identity(values):
+    return values

@@ -1,0 +1,193 @@
+"""`report.md`, `pareto.csv`, `pareto.json`, `pareto.png` and `hypervolume.png` for a search study."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopeft.results import (
+    TrialRow,
+    best_under_budgets,
+    completed_rows,
+    format_table,
+    hypervolume_by_trial,
+    pareto_rows,
+    study_hypervolume,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+BUDGETS_PERCENT = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+def _retrain_cell(row: TrialRow) -> str:
+    retrained = row.retrained
+    if not retrained:
+        return ""
+    return f"{retrained['mean']:.4f} ± {retrained['std']:.4f} (n={len(retrained['scores'])})"
+
+
+def _row_dict(row: TrialRow) -> dict[str, Any]:
+    out = {
+        "trial": row.number,
+        "configuration": row.config.describe(),
+        "config": row.config.to_dict(),
+        "metric": row.metric,
+        "params": row.params,
+        "percent": row.percent,
+    }
+    if row.retrained:
+        out["retrained"] = row.retrained
+    return out
+
+
+def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
+    """Write the report files into `out_dir`; returns them by name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attrs = study.user_attrs
+    metric = attrs.get("metric", "metric")
+    rows = completed_rows(study)
+    front = pareto_rows(rows)
+    paths = {
+        "report": out_dir / "report.md",
+        "csv": out_dir / "pareto.csv",
+        "json": out_dir / "pareto.json",
+        "pareto_png": out_dir / "pareto.png",
+        "hypervolume_png": out_dir / "hypervolume.png",
+    }
+
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["trial", "configuration", "config_json", metric, "params", "percent", "retrained_mean", "retrained_std"]
+        )
+        for r in front:
+            re = r.retrained or {}
+            writer.writerow(
+                [
+                    r.number,
+                    r.config.describe(),
+                    r.config.to_json(),
+                    r.metric,
+                    r.params,
+                    r.percent,
+                    re.get("mean", ""),
+                    re.get("std", ""),
+                ]
+            )
+    paths["json"].write_text(
+        json.dumps({"study": study.study_name, **attrs, "pareto": [_row_dict(r) for r in front]}, indent=2)
+    )
+    _plot_pareto(study, rows, front, paths["pareto_png"])
+    _plot_hypervolume(study, rows, paths["hypervolume_png"])
+
+    failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+    lines = [
+        f"# AutoPEFT search `{study.study_name}`",
+        "",
+        f"- model: `{attrs.get('model')}`, task: `{attrs.get('task')}` ({metric}), space: `{attrs.get('space')}`",
+        f"- sampler: `{attrs.get('sampler')}`, search fidelity: {_fidelity_words(attrs.get('fidelity', {}))}",
+        f"- trials: {len(rows)} complete, {len(failed)} failed; Pareto front: {len(front)} configurations; "
+        f"hypervolume {study_hypervolume(study, rows):.4f}",
+        "",
+        "Scores during the search are on a held-out slice of the training set (low fidelity); "
+        "retrained scores are full-fidelity runs reported on the dev set.",
+        "",
+        "## Pareto front",
+        "",
+        "| trial | configuration | search " + metric + " | params | % params | retrained (dev) |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    for r in front:
+        cells = [str(r.number), r.config.describe(), f"{r.metric:.4f}", f"{r.params:,}", f"{r.percent:.4f}"]
+        lines.append("| " + " | ".join([*cells, _retrain_cell(r)]) + " |")
+    lines += [
+        "",
+        "## Best configuration within a parameter budget",
+        "",
+        "| budget (% params) | trial | configuration | " + metric + " |",
+        "|---:|---:|---|---:|",
+    ]
+    for budget, row in best_under_budgets(rows, BUDGETS_PERCENT):
+        if row is None:
+            lines.append(f"| {budget} | | none this small | |")
+        else:
+            lines.append(f"| {budget} | {row.number} | {row.config.describe()} | {row.metric:.4f} |")
+    baselines = attrs.get("baselines") or {}
+    if baselines:
+        lines += [
+            "",
+            "## Manual baselines (same fidelity)",
+            "",
+            "| method | " + metric + " | params | % params |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, b in baselines.items():
+            lines.append(f"| {name} | {b['metric']:.4f} | {b['params']:,} | {b['percent']:.4f} |")
+    if failed:
+        lines += ["", "## Failed trials", ""]
+        lines += [f"- trial {t.number}: {t.user_attrs.get('fail_reason', 'error')}" for t in failed]
+    lines += ["", "![Pareto front](pareto.png)", "", "![Hypervolume](hypervolume.png)", ""]
+    paths["report"].write_text("\n".join(lines))
+    return paths
+
+
+def _fidelity_words(fidelity: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in fidelity.items()) or "default"
+
+
+def _plot_pareto(study: optuna.Study, rows: list[TrialRow], front: list[TrialRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = study.user_attrs.get("metric", "metric")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if rows:
+        ax.scatter([r.percent for r in rows], [r.metric for r in rows], s=18, color="0.65", label="trials")
+        ax.plot([r.percent for r in front], [r.metric for r in front], "-o", color="C0", label="Pareto front")
+        for r in front:
+            ax.annotate(str(r.number), (r.percent, r.metric), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for name, b in (study.user_attrs.get("baselines") or {}).items():
+        ax.scatter([b["percent"]], [b["metric"]], marker="s", color="C3")
+        ax.annotate(
+            name, (b["percent"], b["metric"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C3"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable PEFT parameters (% of backbone, log scale)")
+    ax.set_ylabel(f"{metric} (search fidelity)")
+    ax.set_title(f"{study.study_name}: {study.user_attrs.get('task')} on {study.user_attrs.get('model')}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_hypervolume(study: optuna.Study, rows: list[TrialRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = hypervolume_by_trial(study, rows)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if curve:
+        ax.step([n for n, _ in curve], [hv for _, hv in curve], where="post", color="C0")
+        ax.plot([n for n, _ in curve], [hv for _, hv in curve], "o", color="C0", markersize=3)
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("hypervolume (metric x log10 params)")
+    ax.set_title(f"{study.study_name}: hypervolume of completed trials")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pareto_text(study: optuna.Study) -> str:
+    rows = completed_rows(study)
+    return format_table(pareto_rows(rows), study.user_attrs.get("metric", "metric"))

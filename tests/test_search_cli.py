@@ -1,0 +1,201 @@
+"""`autopeft search`, `worker` and `report` through real processes: kill -9 and resume, several
+workers on PostgreSQL and SQLite, bad input that leaves the study untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from pgserver import postgres_server
+
+FAST = ["--model", "tiny-bert", "--task", "rte", "--fidelity", "epochs=1,max_train_samples=48,max_eval_samples=24"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def autopeft(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "autopeft", *args], capture_output=True, text=True, env=_env(), cwd=cwd, timeout=timeout
+    )
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def test_search_report_and_closing_json(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = autopeft("search", *FAST, "--trials", "3", "--sampler", "random", "--storage", url, "--study", "demo")
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["study"] == "demo" and final["complete"] == 3 and final["failed"] == 0
+    assert 1 <= final["pareto_size"] <= 3 and final["hypervolume"] >= 0
+    assert "trial 3/3" in result.stderr and "pareto" in result.stderr
+    trials = _trials(url, "demo")
+    attrs = trials[0].user_attrs
+    for key in ("config", "params", "percent", "fidelity", "metrics", "train_seconds", "worker"):
+        assert key in attrs
+    # continuing a finished study runs nothing more
+    again = autopeft("search", *FAST, "--trials", "3", "--sampler", "random", "--storage", url, "--study", "demo")
+    assert again.returncode == 0 and len(_trials(url, "demo")) == 3
+
+    out = tmp_path / "report"
+    report = autopeft("report", "--storage", url, "--study", "demo", "--out", str(out))
+    assert report.returncode == 0, report.stderr
+    for name in ("report.md", "pareto.csv", "pareto.json", "pareto.png", "hypervolume.png"):
+        assert (out / name).stat().st_size > 0
+    text = (out / "report.md").read_text()
+    assert "## Pareto front" in text and "## Best configuration within a parameter budget" in text
+    assert json.loads((out / "pareto.json").read_text())["pareto"][0]["config"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fidelity", "epochs=one"], "epochs"),
+        (["--fidelity", "epochs"], "epochs"),
+        (["--max-params", "10"], "below the smallest configuration"),
+        (["--max-params", "lots"], "--max-params must be a count"),
+        (["--task", "nosuchtask"], "unknown task"),
+        (["--trials", "0"], "--trials must be at least 1"),
+    ],
+)
+def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = autopeft("search", *FAST, "--trials", "1", "--sampler", "random", "--storage", url, "--study", "s")
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "s.db").read_bytes()
+    cli = [*FAST, "--trials", "2", "--sampler", "random", "--storage", url, "--study", "s"]
+    for flag in args[::2]:  # the bad value replaces the good one
+        if flag in cli:
+            i = cli.index(flag)
+            del cli[i : i + 2]
+    result = autopeft("search", *cli, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "s.db").read_bytes() == before
+
+
+def test_continuing_with_other_settings_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert (
+        autopeft("search", *FAST, "--trials", "1", "--sampler", "random", "--storage", url, "--study", "s").returncode
+        == 0
+    )
+    before = (tmp_path / "s.db").read_bytes()
+    other = [a if a != "rte" else "mrpc" for a in FAST]
+    result = autopeft("search", *other, "--trials", "2", "--sampler", "random", "--storage", url, "--study", "s")
+    assert result.returncode == 2 and "was created with task 'rte', not 'mrpc'" in result.stderr
+    assert (tmp_path / "s.db").read_bytes() == before
+
+
+def test_unreachable_storage_and_unknown_study(tmp_path):
+    bad = autopeft("search", *FAST, "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/none")
+    assert bad.returncode == 2 and "cannot open storage" in bad.stderr
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    missing = autopeft("report", "--storage", url, "--study", "nope")
+    assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
+
+
+def test_sigkill_then_the_same_command_continues(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    slow = ["--model", "tiny-bert", "--task", "rte", "--fidelity", "epochs=2,max_train_samples=400,max_eval_samples=64"]
+    cmd = [sys.executable, "-m", "autopeft", "search", *slow, "--trials", "5", "--sampler", "random"]
+    cmd += ["--storage", url, "--study", "k", "--seed", "1"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    killed = None
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if not (tmp_path / "s.db").exists():
+                continue
+            try:
+                trials = _trials(url, "k")
+            except Exception:  # the study is being created
+                continue
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING and "config" in t.user_attrs]
+            if len(done) >= 2 and running:
+                killed = running[0]
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=60)
+    assert killed is not None, "the search never reached a running third trial"
+    before = {t.number: t.values for t in _trials(url, "k") if t.state == TrialState.COMPLETE}
+
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    trials = _trials(url, "k")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 5
+    for number, values in before.items():  # nothing completed was lost or redone
+        assert trials[number].state == TrialState.COMPLETE and trials[number].values == values
+    interrupted = trials[killed.number]
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["fail_reason"].startswith("interrupted")
+    retries = [t for t in complete if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert json.loads(result.stdout.strip().splitlines()[-1])["complete"] == 5
+
+
+def _run_workers(url: str, tmp_path: Path, trials: int, workers: int) -> list[subprocess.CompletedProcess]:
+    # trials long enough (a few seconds) that the later workers join before the first one is done
+    slower = [a if not a.startswith("epochs=") else "epochs=1,max_train_samples=400,max_eval_samples=32" for a in FAST]
+    first = [sys.executable, "-m", "autopeft", "search", *slower, "--trials", str(trials), "--sampler", "random"]
+    first += ["--storage", url, "--study", "w"]
+    procs = [subprocess.Popen(first, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the others join once the study exists
+        try:
+            _trials(url, "w")
+            break
+        except Exception:
+            time.sleep(0.3)
+    join = [sys.executable, "-m", "autopeft", "worker", "--storage", url, "--study", "w"]
+    procs += [
+        subprocess.Popen(join, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers - 1)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results
+
+
+def _check_exact(url: str, trials: int) -> None:
+    all_trials = _trials(url, "w")
+    complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == trials  # exactly N: none lost, none extra
+    assert len({t.number for t in complete}) == trials  # none twice
+    assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    workers = {(t.user_attrs["worker"]["host"], t.user_attrs["worker"]["pid"]) for t in complete}
+    assert len(workers) >= 2  # the work really was shared
+
+
+def test_three_workers_share_a_postgresql_study(tmp_path):
+    with postgres_server(tmp_path / "pg") as url:
+        results = _run_workers(url, tmp_path, trials=9, workers=3)
+        for r in results:
+            assert r.returncode == 0, r.stderr
+        _check_exact(url, 9)
+
+
+def test_two_local_processes_share_an_sqlite_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for r in _run_workers(url, tmp_path, trials=6, workers=2):
+        assert r.returncode == 0, r.stderr
+    _check_exact(url, 6)
