@@ -11,6 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The hub is unreachable here; offline mode makes hub look-ups fail at once instead of after retries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Sleeping OpenMP waiters, as `import autopeft` sets: test modules import torch first (isort order).
+if "GOMP_SPINCOUNT" not in os.environ:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("AUTOPEFT_GLUE_DIR", str((REPO.parent / "shared" / "data" / "glue").resolve()))
 
 

@@ -16,6 +16,7 @@ from autopeft.results import (
     pareto_rows,
     study_hypervolume,
 )
+from autopeft.space import PEFTConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -127,6 +128,17 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
         ]
         for name, b in baselines.items():
             lines.append(f"| {name} | {b['metric']:.4f} | {b['params']:,} | {b['percent']:.4f} |")
+    for key in sorted(k for k in attrs if k.startswith("transfer:")):
+        transfer = attrs[key]
+        task = key.split(":", 1)[1]
+        first = next(iter(transfer.values()), {})
+        lines += ["", f"## Transferred to {task} (dev, {first.get('metric', '')})", ""]
+        lines += ["| trial | configuration | mean ± std | seeds | % params |", "|---:|---|---:|---:|---:|"]
+        for number, t in transfer.items():
+            config = PEFTConfig.from_dict(t["config"]).describe()
+            lines.append(
+                f"| {number} | {config} | {t['mean']:.4f} ± {t['std']:.4f} | {len(t['scores'])} | {t['percent']:.4f} |"
+            )
     if failed:
         lines += ["", "## Failed trials", ""]
         lines += [f"- trial {t.number}: {t.user_attrs.get('fail_reason', 'error')}" for t in failed]

@@ -32,9 +32,13 @@ class TrialRow:
 def completed_rows(study: optuna.Study) -> list[TrialRow]:
     from optuna.trial import TrialState
 
+    study_attrs = study.user_attrs
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
+        attrs = dict(trial.user_attrs)
+        # finished trials are read-only in Optuna, so follow-up results live in the study's attributes
+        if retrain_key(trial.number) in study_attrs:
+            attrs["retrain"] = study_attrs[retrain_key(trial.number)]
         rows.append(
             TrialRow(
                 number=trial.number,
@@ -42,10 +46,18 @@ def completed_rows(study: optuna.Study) -> list[TrialRow]:
                 metric=float(trial.values[0]),
                 params=int(trial.values[1]),
                 percent=float(attrs["percent"]),
-                attrs=dict(attrs),
+                attrs=attrs,
             )
         )
     return rows
+
+
+def retrain_key(number: int) -> str:
+    return f"retrain:{number}"
+
+
+def transfer_key(task: str) -> str:
+    return f"transfer:{task}"
 
 
 def pareto_rows(rows: list[TrialRow]) -> list[TrialRow]:

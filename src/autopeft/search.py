@@ -105,7 +105,7 @@ class SearchLoop:
     study: optuna.Study
     space: SearchSpace
     dims: ModelDims
-    run_config: Callable[[PEFTConfig], Any]  # the engine: config -> TrialResult
+    run_config: Callable[[PEFTConfig, int], Any]  # the engine: (config, trial number) -> TrialResult
     trials: int
     num_labels: int
     fidelity: dict[str, Any]
@@ -127,8 +127,10 @@ class SearchLoop:
         trial.set_user_attr("fidelity", self.fidelity)
         for key, value in count.to_dict().items():
             trial.set_user_attr(key, value)
-        result = self.run_config(config)
+        result = self.run_config(config, trial.number)
         outcome = result.to_dict()
+        if result.out_dir:
+            trial.set_user_attr("artifact", {"host": worker_id()["host"], "path": result.out_dir})
         for key in ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs"):
             if key in outcome:
                 trial.set_user_attr(key, outcome[key])

@@ -21,6 +21,9 @@ SUBCOMMANDS: dict[str, str] = {
     "search": "search",
     "worker": "worker",
     "report": "report",
+    "retrain": "retrain",
+    "export": "export",
+    "transfer": "transfer",
     "bench": "bench",
 }
 

@@ -10,6 +10,7 @@ HELP = "benchmarks (engine speed, optimisers, GLUE results)"
 # bench subcommand -> module under autopeft.cli, defining HELP, add_arguments(parser), run(args) -> int
 BENCHES: dict[str, str] = {
     "engine": "bench_engine",
+    "optimizers": "bench_optimizers",
 }
 
 

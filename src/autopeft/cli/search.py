@@ -20,6 +20,7 @@ HELP = "search PEFT configurations: a multi-objective study of task score and tr
 WORKER_HELP = "join an existing search study (e.g. on PostgreSQL) and run its trials"
 SEARCH_FIDELITY = "epochs=1,max_train_samples=2000"  # the paper's cheap search: 1 epoch on a subset
 SAMPLER_NAMES = ("autopeft", "random", "tpe", "nsga2", "gp", "autopeft-params-modelled", "autopeft-plain-gp")
+DEFAULT_ARTIFACTS = Path("studies") / "artifacts"
 DATA_KEYS = ("task", "glue_dir", "train_file", "dev_file", "text_columns", "label_column", "task_type")
 
 
@@ -29,6 +30,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write the report here when the search ends")
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        metavar="DIR",
+        help="save each trial's trained adapter under DIR/<study>/trial-<n> (default: studies/artifacts)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,26 +129,29 @@ def run(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     from autopeft.study import load_study, open_storage
-    from autopeft.tasks import load_task
 
     study = load_study(args.study, open_storage(args.storage))
+    return _run_study(study, study_task(study, args.glue_dir), args)
+
+
+def study_task(study: Any, glue_dir: str | None = None) -> Any:
+    """The task data a search study was made with (`glue_dir` overrides its GLUE folder)."""
+    from autopeft.tasks import load_task
+
     attrs = study.user_attrs
     if "trials" not in attrs:
-        raise UserError(f"study {args.study!r} was not made by autopeft search")
+        raise UserError(f"study {study.study_name!r} was not made by autopeft search")
     data = dict(attrs["data"])
-    if args.glue_dir:
-        data["glue_dir"] = args.glue_dir
     columns = data.get("text_columns")
-    task = load_task(
+    return load_task(
         data.get("task"),
-        glue_dir=data.get("glue_dir"),
+        glue_dir=glue_dir or data.get("glue_dir"),
         train_file=data.get("train_file"),
         dev_file=data.get("dev_file"),
         text_columns=[c.strip() for c in columns.split(",")] if columns else None,
         label_column=data.get("label_column") or "label",
         task_type=data.get("task_type") or "auto",
     )
-    return _run_study(study, task, args)
 
 
 def _sampler_for(study: Any, space: Any, dims: Any, num_labels: int) -> Any:
@@ -182,11 +192,17 @@ def _run_study(study: Any, task: Any, args: argparse.Namespace) -> int:
 
     if finished_count(study) < attrs["trials"]:
         engine = Engine(attrs["model"], task, device=args.device)
+        artifacts = (args.artifacts or DEFAULT_ARTIFACTS).resolve() / study.study_name
+
+        def run_config(config: Any, number: int) -> Any:
+            out = artifacts / f"trial-{number}"
+            return engine.run_trial(config, fidelity, seed=attrs["seed"], mode="search", out_dir=out)
+
         loop = SearchLoop(
             study=study,
             space=space,
             dims=dims,
-            run_config=lambda config: engine.run_trial(config, fidelity, seed=attrs["seed"], mode="search"),
+            run_config=run_config,
             trials=attrs["trials"],
             num_labels=task.num_labels,
             fidelity=attrs["fidelity"],

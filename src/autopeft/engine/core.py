@@ -47,6 +47,12 @@ def _is_oom(err: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
+def _check_finite(values: np.ndarray, split: str) -> None:
+    # A last update can blow the weights up after the final finite loss; scores of NaN outputs are meaningless.
+    if not np.isfinite(values).all():
+        raise TrialFailed(f"the model's outputs on {split} are not finite (training diverged)")
+
+
 class Engine:
     """Loads `model` once and runs trials of configurations on `task`.
 
@@ -253,6 +259,7 @@ class Engine:
 
         def score() -> tuple[float, dict[str, float]]:
             values = loop.logits(self.model, main_data, main.indices, fidelity.eval_batch_size, self.device)
+            _check_finite(values, main.split)
             metrics = self.task.score(loop.to_predictions(values, regression), references)
             return metrics[self.task.metric_name], metrics
 
@@ -278,6 +285,7 @@ class Engine:
             if suffix:  # e.g. MNLI mismatched, scored once with the best state
                 data = self.encoded(view.split, fidelity.max_length)
                 values = loop.logits(self.model, data, view.indices, fidelity.eval_batch_size, self.device)
+                _check_finite(values, view.split)
                 extra = self.task.score(loop.to_predictions(values, regression), data.labels[view.indices])
                 metrics |= {f"{k}_{suffix}": v for k, v in extra.items()}
         result.eval_seconds = outcome.eval_seconds + time.perf_counter() - started

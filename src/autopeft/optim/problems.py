@@ -9,9 +9,9 @@
 - `pool:PATH.csv`: a table of real evaluations (columns `config` (PEFTConfig JSON), `metric`,
   `params`); optimisers may only pick its configurations, and the maximum is the pool's own front.
 
-Hypervolume is measured on (metric, normalised log-parameters): `u = (log hi - log p) / (log hi -
-log lo)` between the smallest (`lo`) and largest (`hi`) parameter counts of the problem, with the
-reference point (worst metric, u = 0). Reported values are fractions of the problem's maximum.
+Hypervolume is `autopeft.pareto.hypervolume`, on (metric, normalised log-parameters) between the
+smallest and the largest parameter counts of the problem, with the worst metric as reference.
+Reported values are fractions of the problem's maximum.
 """
 
 from __future__ import annotations
@@ -27,27 +27,13 @@ from pathlib import Path
 
 from autopeft.errors import UserError
 from autopeft.params import ModelDims, peft_params
+from autopeft.pareto import hypervolume
 from autopeft.space import ConfigError, PEFTConfig, SearchSpace
 
 SYNTHETIC: dict[str, int] = {"synthetic-6": 6, "synthetic-12": 12, "synthetic-24": 24}
 HIDDEN = 384  # MiniLM's hidden size: module sizes 1, 3, 6, ..., 384
 NOISE = 0.005  # observation noise of the synthetic metric, about a seed's spread on a GLUE dev set
 VOCAB = 30522  # BERT/MiniLM WordPiece vocabulary, for the analytic backbone size
-
-
-def hypervolume_2d(points: Iterable[tuple[float, float]], ref: tuple[float, float]) -> float:
-    """Exact hypervolume dominated by `points` (both objectives maximised) above `ref`.
-
-    Sweep in decreasing first objective: each point adds the strip between the best second
-    objective so far and its own.
-    """
-    kept = sorted((p for p in points if p[0] > ref[0] and p[1] > ref[1]), key=lambda p: (-p[0], -p[1]))
-    volume, top = 0.0, ref[1]
-    for a, b in kept:
-        if b > top:
-            volume += (a - ref[0]) * (b - top)
-            top = b
-    return volume
 
 
 def bert_dims(num_layers: int, hidden: int = HIDDEN) -> ModelDims:
@@ -116,7 +102,7 @@ class Problem:
 
     def raw_hypervolume(self, points: Iterable[tuple[float, float]]) -> float:
         """points: (true metric, params) -> hypervolume in (metric, normalised log-params)."""
-        return hypervolume_2d(((m, self.score(p)) for m, p in points), (self.metric_ref, 0.0))
+        return hypervolume(list(points), self.metric_ref, self.params_high, self.params_low)
 
     def hypervolume(self, points: Iterable[tuple[float, float]]) -> float:
         """Hypervolume as a fraction of the problem's maximum."""

@@ -1,0 +1,138 @@
+"""`autopeft bench optimizers`: hypervolume against trials for every optimiser on a benchmark problem."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HELP = "compare the optimisers (hypervolume against trials) on a synthetic problem or a pool of real evaluations"
+
+DEFAULT_SAMPLERS = "autopeft,random,tpe,nsga2,gp,autopeft-params-modelled,autopeft-plain-gp"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--problem", required=True, help="synthetic-6, synthetic-12, synthetic-24, or pool:PATH.csv (real evaluations)"
+    )
+    parser.add_argument("--trials", type=int, default=40, metavar="N", help="trials per run (random runs 2N)")
+    parser.add_argument("--seeds", type=int, default=5, metavar="S", help="runs per optimiser, seeds 0..S-1")
+    parser.add_argument(
+        "--samplers",
+        default=DEFAULT_SAMPLERS,
+        help=f"comma-separated optimisers, autopeft ones optionally NAME:SURROGATE (default {DEFAULT_SAMPLERS})",
+    )
+    parser.add_argument(
+        "--surrogate", choices=("saas", "saas-map", "gp"), default="saas", help="AutoPEFT's surrogate (default saas)"
+    )
+    parser.add_argument("--n-startup", type=int, default=10, help="random trials before modelling (default 10)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--max-params", type=int, help="hard cap on PEFT parameters")
+    budget.add_argument("--max-percent", type=float, help="hard cap as a percentage of the backbone")
+    parser.add_argument("--model", default="minilm", help="pool problems: the model the pool was evaluated on")
+    parser.add_argument("--space", choices=("paper", "extended"), default="paper", help="pool problems: the space")
+    parser.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up steps of the saas surrogate")
+    parser.add_argument("--nuts-samples", type=int, default=None, help="NUTS samples (every 8th is kept)")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/optimizers/PROBLEM)")
+    parser.add_argument(
+        "--time-at",
+        type=int,
+        metavar="K",
+        help="instead: time suggestions made after K completed random trials (3 each, median reported)",
+    )
+
+
+def _problem(args: argparse.Namespace):
+    from autopeft.errors import UserError
+    from autopeft.optim import problems
+
+    if args.problem.startswith("pool:"):
+        from autopeft import models
+
+        return problems.pool(args.problem[len("pool:") :], models.dims_of(args.model), args.space)
+    if args.problem not in problems.SYNTHETIC:
+        raise UserError(f"unknown problem {args.problem!r}; known: {', '.join(problems.SYNTHETIC)} or pool:PATH.csv")
+    return problems.synthetic(args.problem)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from autopeft.errors import UserError
+    from autopeft.optim.benchmark import BenchSettings, Contender, plot, run_all, summarise, time_suggestions
+    from autopeft.optim.surrogate import NutsOptions
+
+    if args.trials < 1 or args.seeds < 1:
+        raise UserError("--trials and --seeds must be at least 1")
+    contenders = [Contender.parse(s) for s in args.samplers.split(",") if s.strip()]
+    if not contenders:
+        raise UserError("--samplers names no optimiser")
+    nuts = NutsOptions()
+    if args.nuts_warmup is not None:
+        nuts = replace(nuts, warmup_steps=args.nuts_warmup)
+    if args.nuts_samples is not None:
+        nuts = replace(nuts, num_samples=args.nuts_samples)
+    settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, nuts)
+    problem = _problem(args)
+    log = _stderr
+
+    if args.time_at is not None:
+        if args.time_at < 2:
+            raise UserError("--time-at must be at least 2")
+        medians = {}
+        for contender in contenders:
+            seconds = time_suggestions(problem, contender, args.time_at, 3, settings)
+            medians[contender.label] = round(statistics.median(seconds), 3)
+            print(
+                f"{contender.label:28s} seconds per suggestion after {args.time_at} trials: "
+                + ", ".join(f"{s:.2f}" for s in seconds),
+                flush=True,
+            )
+        print(json.dumps({"problem": problem.name, "completed": args.time_at, "suggest_seconds_median": medians}))
+        return 0
+
+    out = args.out or Path("runs") / "optimizers" / problem.name.replace(":", "-").replace("/", "-")
+    if all(c.name != "random" for c in contenders):
+        contenders.append(Contender("random"))  # hv_random_2n needs random search
+    runs = run_all(problem, contenders, range(args.seeds), args.trials, settings, out, log)
+    summary = summarise(problem, runs, args.trials)
+    plot(problem, summary, args.trials, out / "hv.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _print_table(summary, args.trials)
+    print(f"plot: {out / 'hv.png'}")
+    print(json.dumps(summary["json"]))
+    return 0
+
+
+def _print_table(summary: dict, trials: int) -> None:
+    figures = summary["json"]
+    half = max(1, trials // 2)
+    print(
+        f"{'optimiser':28s} {'hv@' + str(half):>9s} {'hv@' + str(trials) + ' median':>15s} "
+        f"{'mean ± std':>16s} {'s/suggestion':>13s}"
+    )
+    for label, values in summary["at_n"].items():
+        curve = summary["curves"][label]
+        print(
+            f"{label:28s} {curve['median'][half - 1]:9.4f} {statistics.median(values):15.4f} "
+            f"{statistics.fmean(values):8.4f} ± {statistics.pstdev(values):.4f} "
+            f"{figures['suggest_seconds_median'][label]:13.3f}"
+        )
+    if figures["hv_random_2n"] is not None:
+        print(f"{'random after ' + str(2 * trials):28s} {'':9s} {figures['hv_random_2n']:15.4f}")
+    ours = [label for label in figures["hv"] if label.split(":")[0] == "autopeft"]
+    others = [label for label in figures["hv"] if label.split(":")[0] != "autopeft"]
+    for label in ours:
+        hv = figures["hv"][label]
+        beats = all(hv >= figures["hv"][o] for o in others)
+        beats_2n = figures["hv_random_2n"] is not None and hv >= figures["hv_random_2n"]
+        print(
+            f"target {label}: >= every baseline at {trials}: {'yes' if beats else 'no'}; "
+            f">= random at {2 * trials}: {'yes' if beats_2n else 'no'}"
+        )
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,105 @@
+"""After a search: retrain Pareto configurations at full fidelity, transfer them to other tasks,
+export a trial's trained adapter. Results go back into the study (as study attributes, since
+Optuna keeps finished trials read-only)."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from autopeft.errors import UserError
+from autopeft.results import TrialRow, completed_rows, pareto_rows
+from autopeft.study import worker_id
+
+
+def choose_rows(study: Any, top: int | None, numbers: Sequence[int] | None) -> list[TrialRow]:
+    """The trials to follow up: the named ones, or the `top` best-scoring Pareto configurations."""
+    rows = completed_rows(study)
+    if numbers:
+        by_number = {r.number: r for r in rows}
+        missing = [n for n in numbers if n not in by_number]
+        if missing:
+            raise UserError(f"trial {missing[0]} of study {study.study_name!r} is not a completed trial")
+        return [by_number[n] for n in numbers]
+    front = pareto_rows(rows)
+    if not front:
+        raise UserError(f"study {study.study_name!r} has no completed trial yet")
+    best_first = sorted(front, key=lambda r: (-r.metric, r.params))
+    return sorted(best_first[: top or len(front)], key=lambda r: r.params)
+
+
+def run_seeds(
+    engine: Any, item: Any, fidelity: Any, seeds: Sequence[int], log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Train `item` once per seed in final mode (train on train, score dev); mean and spread."""
+    log = log or (lambda line: print(line, flush=True))
+    scores: list[float] = []
+    runs = []
+    for seed in seeds:
+        result = engine.run_trial(item, fidelity, seed=seed, mode="final")
+        if not result.ok:
+            log(f"  seed {seed}: failed: {result.reason}")
+            runs.append({"seed": seed, "failed": result.reason})
+            continue
+        scores.append(float(result.headline))
+        runs.append({"seed": seed, "score": result.headline, "metrics": result.metrics, "epochs": result.epochs_run})
+        log(f"  seed {seed}: {result.metric_name} {result.headline:.4f} ({result.epochs_run:.1f} epochs)")
+    if not scores:
+        raise UserError("every seed failed; see the reasons above")
+    return {
+        "mean": statistics.fmean(scores),
+        "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "scores": scores,
+        "seeds": list(seeds),
+        "runs": runs,
+        "metric": engine.task.metric_name,
+        "task": engine.task.name,
+        "fidelity": fidelity.to_dict(),
+    }
+
+
+def export_trial(study: Any, number: int, out: Path, make_engine: Callable[[], Any]) -> dict[str, Any]:
+    """Copy trial `number`'s trained adapter folder to `out`; retrain it if this machine lacks it.
+
+    A trial trained elsewhere is retrained with the study's fidelity and seed (deterministic on
+    the same kind of machine); the returned dict says which happened and both scores.
+    """
+    from optuna.trial import TrialState
+
+    from autopeft.engine import Fidelity
+
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
+        raise UserError(f"trial {number} of study {study.study_name!r} is not a completed trial")
+    trial = trials[number]
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty")
+    artifact = trial.user_attrs.get("artifact") or {}
+    source = Path(artifact.get("path", ""))
+    if artifact.get("host") == worker_id()["host"] and (source / "setup.json").is_file():
+        shutil.copytree(source, out, dirs_exist_ok=True)
+        return {"trial": number, "source": "search", "path": str(out), "metric": trial.values[0]}
+    print(
+        f"trial {number} was trained on {artifact.get('host', 'another machine')}: retraining it here", file=sys.stderr
+    )
+    from autopeft.space import PEFTConfig
+
+    attrs = study.user_attrs
+    engine = make_engine()
+    config = PEFTConfig.from_dict(trial.user_attrs["config"])
+    result = engine.run_trial(
+        config, Fidelity.from_dict(attrs["fidelity"]), seed=attrs["seed"], mode="search", out_dir=out
+    )
+    if not result.ok:
+        raise UserError(f"retraining trial {number} failed: {result.reason}")
+    return {
+        "trial": number,
+        "source": "retrained",
+        "path": str(out),
+        "metric": trial.values[0],
+        "retrained_metric": result.headline,
+    }
