@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+
 from pgserver import postgres_server
 
 FAST = ["--model", "tiny-bert", "--task", "rte", "--fidelity", "epochs=1,max_train_samples=48,max_eval_samples=24"]
