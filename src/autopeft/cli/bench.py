@@ -11,6 +11,7 @@ HELP = "benchmarks (engine speed, optimisers, GLUE results)"
 BENCHES: dict[str, str] = {
     "engine": "bench_engine",
     "optimizers": "bench_optimizers",
+    "make-pool": "bench_pool",
 }
 
 
