@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # The main job: a real AutoPEFT search (SAAS GP by NUTS + qLogNEHVI) on MiniLM and GLUE STS-B at a
 # fidelity that fits about 15 minutes on 2 CPU cores, then its report. Run again, it continues the study.
 DEMO_FIDELITY ?= epochs=2,max_train_samples=800,max_eval_samples=300,batch_size=16,lr=2e-3
-DEMO_TRIALS ?= 14
+DEMO_TRIALS ?= 12
 demo: install
 	$(VENV)/bin/autopeft search --model minilm --task stsb --trials $(DEMO_TRIALS) --sampler autopeft --startup 6 \
 		--fidelity $(DEMO_FIDELITY) --study demo --report reports/demo

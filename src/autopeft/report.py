@@ -192,7 +192,7 @@ def _plot_hypervolume(study: optuna.Study, rows: list[TrialRow], path: Path) -> 
         ax.step([n for n, _ in curve], [hv for _, hv in curve], where="post", color="C0")
         ax.plot([n for n, _ in curve], [hv for _, hv in curve], "o", color="C0", markersize=3)
     ax.set_xlabel("trial number")
-    ax.set_ylabel("hypervolume (metric x log10 params)")
+    ax.set_ylabel("hypervolume (metric x normalised log-params)")
     ax.set_title(f"{study.study_name}: hypervolume of completed trials")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
