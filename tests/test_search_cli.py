@@ -37,7 +37,8 @@ def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 def test_search_report_and_closing_json(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    result = autopeft("search", *FAST, "--trials", "3", "--sampler", "random", "--storage", url, "--study", "demo")
+    args = ["search", *FAST, "--trials", "3", "--sampler", "random", "--storage", url, "--study", "demo"]
+    result = autopeft(*args, "--baselines", "pfeiffer,lora")
     assert result.returncode == 0, result.stderr
     final = json.loads(result.stdout.strip().splitlines()[-1])
     assert final["study"] == "demo" and final["complete"] == 3 and final["failed"] == 0
@@ -59,6 +60,7 @@ def test_search_report_and_closing_json(tmp_path):
     text = (out / "report.md").read_text()
     assert "## Pareto front" in text and "## Best configuration within a parameter budget" in text
     assert json.loads((out / "pareto.json").read_text())["pareto"][0]["config"]
+    assert "## Manual baselines (same fidelity)" in text and "| pfeiffer |" in text and "| lora |" in text
 
 
 @pytest.mark.parametrize(

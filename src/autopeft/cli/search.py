@@ -8,8 +8,10 @@ it, so workers on other machines need only the storage URL and the study name.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-params", metavar="P", help="hard budget: a count (50000) or %% of the backbone (0.5%%)")
     parser.add_argument("--study", help="study name (default: <task>-<model>-<space>-<sampler>)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the sampler and of every trial's training")
+    parser.add_argument(
+        "--baselines",
+        metavar="NAMES",
+        help="also train these manual methods at the search fidelity for the report, e.g. pfeiffer,lora,full",
+    )
     _add_common(parser)
 
 
@@ -77,6 +84,16 @@ def parse_max_params(text: str | None) -> tuple[int | None, float | None]:
     return (None, value) if match.group(2) else (int(value), None)
 
 
+def parse_baselines(text: str | None) -> list[str]:
+    from autopeft.methods import METHODS
+
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise UserError(f"unknown baseline {unknown[0]!r}; known: {', '.join(METHODS)}")
+    return names
+
+
 def default_study_name(task: str, model: str, space: str, sampler: str) -> str:
     model_name = Path(model.rstrip("/")).name or model
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{task}-{model_name}-{space}-{sampler}")
@@ -91,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
+    baselines = parse_baselines(args.baselines)
     fidelity = fidelity_from_args(args, Fidelity.parse(SEARCH_FIDELITY))
     task = task_from_args(args)
     dims = models.dims_of(args.model)
@@ -124,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in settings.items():
         if key not in stored or stored[key] != value:
             study.set_user_attr(key, value)
-    return _run_study(study, task, args)
+    code = _run_study(study, task, args, baselines)
+    return code
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -172,7 +191,7 @@ def _sampler_for(study: Any, space: Any, dims: Any, num_labels: int) -> Any:
     )
 
 
-def _run_study(study: Any, task: Any, args: argparse.Namespace) -> int:
+def _run_study(study: Any, task: Any, args: argparse.Namespace, baselines: list[str] = ()) -> int:
     import optuna
 
     from autopeft import models
@@ -190,13 +209,14 @@ def _run_study(study: Any, task: Any, args: argparse.Namespace) -> int:
     sampler = _sampler_for(study, space, dims, task.num_labels)
     study = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=sampler)
 
+    # the backbone is loaded once, and only if there is something to train
+    engine = functools.cache(lambda: Engine(attrs["model"], task, device=args.device))
     if finished_count(study) < attrs["trials"]:
-        engine = Engine(attrs["model"], task, device=args.device)
         artifacts = (args.artifacts or DEFAULT_ARTIFACTS).resolve() / study.study_name
 
         def run_config(config: Any, number: int) -> Any:
             out = artifacts / f"trial-{number}"
-            return engine.run_trial(config, fidelity, seed=attrs["seed"], mode="search", out_dir=out)
+            return engine().run_trial(config, fidelity, seed=attrs["seed"], mode="search", out_dir=out)
 
         loop = SearchLoop(
             study=study,
@@ -210,6 +230,16 @@ def _run_study(study: Any, task: Any, args: argparse.Namespace) -> int:
             config_from_params=lambda params: config_from_params(space, params),
         )
         loop.run()
+    done = study.user_attrs.get("baselines", {})
+    todo = [name for name in baselines if name not in done]
+    for name in todo:
+        result = engine().run_trial(name, fidelity, seed=attrs["seed"], mode="search")
+        if not result.ok:
+            print(f"baseline {name} failed: {result.reason}", file=sys.stderr)
+            continue
+        done[name] = {"metric": result.headline, "params": result.params, "percent": result.percent}
+        study.set_user_attr("baselines", done)
+        print(f"baseline {name}: {result.metric_name} {result.headline:.4f}, {result.params:,} params", file=sys.stderr)
 
     table, final = summary(study)
     print(table)
