@@ -21,7 +21,7 @@ from autopeft.cli.options import add_data_arguments, add_fidelity_arguments, fid
 from autopeft.errors import UserError
 
 HELP = "build a pool of real low-fidelity evaluations of random configurations (resumable CSV)"
-POOL_FIDELITY = "epochs=2,max_train_samples=800,max_eval_samples=300,batch_size=16,lr=2e-3"
+POOL_FIDELITY = "epochs=3,max_train_samples=1000,max_eval_samples=400,batch_size=16,lr=5e-4"
 COLUMNS = ("config", "metric", "params", "percent", "seed", "train_seconds", "eval_seconds")
 
 
