@@ -99,3 +99,11 @@ def test_minilm_save_and_reload(glue_dir, tmp_path):
     split, rows, logits = load_predictions(tmp_path)
     reloaded = _reload_with_adapters_api(tmp_path)
     assert np.array_equal(engine.logits(View(split, rows), model=reloaded, max_length=64), logits)
+
+
+def test_a_failed_trial_leaves_no_earlier_adapters(engine, tmp_path):
+    assert engine.run_trial("lora", FAST, seed=5, out_dir=tmp_path).ok
+    failed = engine.run_trial("lora", FAST.replace(lr=1e30, epochs=3), seed=5, out_dir=tmp_path)
+    assert failed.status == "failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "metrics.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"

@@ -10,21 +10,15 @@ import pytest
 
 from autopeft.cli import main
 
-TINY = [
-    "--model",
-    "tiny-bert",
-    "--epochs",
-    "1",
-    "--max-train-samples",
-    "32",
-    "--max-eval-samples",
-    "16",
-    "--no-progress",
-]
+TINY = ["--model", "tiny-bert", "--epochs", "1", "--max-train-samples", "32", "--max-eval-samples", "16"]
 
 
 def _train(glue_dir, *extra):
-    return main(["train", *TINY, "--glue-dir", str(glue_dir), *extra])
+    """The exit code of `autopeft train ...`, whether main returns it or argparse exits with it."""
+    try:
+        return main(["train", *TINY, "--no-progress", "--glue-dir", str(glue_dir), *extra])
+    except SystemExit as exit:
+        return exit.code
 
 
 def test_lines_per_seed_then_json(glue_dir, tmp_path, capsys):
@@ -138,3 +132,13 @@ def test_help_stays_light():
             [sys.executable, "-m", "autopeft", "--help"], capture_output=True, text=True, check=True
         ).stdout
     )
+
+
+@pytest.mark.slow
+def test_minilm_train_on_64_examples(glue_dir, capsys):
+    args = ["train", "--model", "minilm", "--task", "rte", "--glue-dir", str(glue_dir), "--method", "pfeiffer"]
+    args += ["--epochs", "1", "--max-train-samples", "64", "--max-eval-samples", "64", "--seeds", "40,41"]
+    args += ["--no-progress"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n"] == 2 and 0.3 <= summary["mean"] <= 0.7 and summary["params"] == 113_040

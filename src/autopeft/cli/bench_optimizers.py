@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--surrogate", choices=("saas", "saas-map", "gp"), default="saas", help="AutoPEFT's surrogate (default saas)"
     )
     parser.add_argument("--n-startup", type=int, default=10, help="random trials before modelling (default 10)")
+    parser.add_argument("--copula", action="store_true", help="AutoPEFT samplers: Gaussian copula of the metric")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--max-params", type=int, help="hard cap on PEFT parameters")
     budget.add_argument("--max-percent", type=float, help="hard cap as a percentage of the backbone")
@@ -51,7 +52,10 @@ def _problem(args: argparse.Namespace):
     if args.problem.startswith("pool:"):
         from autopeft import models
 
-        return problems.pool(args.problem[len("pool:") :], models.dims_of(args.model), args.space)
+        path = Path(args.problem[len("pool:") :])
+        if not path.is_file():  # before loading the model's config
+            raise UserError(f"pool file {str(path)!r} does not exist")
+        return problems.pool(path, models.dims_of(args.model), args.space)
     if args.problem not in problems.SYNTHETIC:
         raise UserError(f"unknown problem {args.problem!r}; known: {', '.join(problems.SYNTHETIC)} or pool:PATH.csv")
     return problems.synthetic(args.problem)
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         nuts = replace(nuts, warmup_steps=args.nuts_warmup)
     if args.nuts_samples is not None:
         nuts = replace(nuts, num_samples=args.nuts_samples)
-    settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, nuts)
+    settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, args.copula, nuts)
     problem = _problem(args)
     log = _stderr
 

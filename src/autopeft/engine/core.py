@@ -29,7 +29,7 @@ from autopeft.methods import Method, get_method
 from autopeft.params import ParamCount, param_count
 from autopeft.peft.build import HEAD_NAME, PEFTHandle, attach_config, attach_method, detach, eject_prefixes
 from autopeft.space import ConfigError, PEFTConfig
-from autopeft.tasks import TaskData, View
+from autopeft.tasks import Plan, TaskData, View
 
 Trainable = PEFTConfig | Method | str
 
@@ -178,6 +178,8 @@ class Engine:
             out_dir=str(out_dir) if out_dir is not None else None,
         )
         out_path = Path(out_dir) if out_dir is not None else None
+        if out_path is not None:
+            saving.clear(out_path)  # a failed trial must not leave an earlier run's adapters behind
         peak = PeakMemory(self.device.type)
         peak.start()
         handle: PEFTHandle | None = None
@@ -225,7 +227,7 @@ class Engine:
             saving.write_json(out_path / "metrics.json", result.to_dict())
         return result
 
-    def _check_plan(self, plan: Any) -> None:
+    def _check_plan(self, plan: Plan) -> None:
         if len(plan.train) == 0:
             raise TrialFailed(f"empty training split: no examples left to train on in {plan.train.split}")
         for suffix, view in plan.evals.items():
@@ -242,7 +244,7 @@ class Engine:
         self,
         item: PEFTConfig | Method,
         handle: PEFTHandle,
-        plan: Any,
+        plan: Plan,
         fidelity: Fidelity,
         lr: float,
         seed: int,
@@ -300,7 +302,7 @@ class Engine:
         if outcome.train_seconds:
             result.examples_per_second = round(outcome.examples / outcome.train_seconds, 2)
 
-    def _save(self, handle: PEFTHandle, plan: Any, fidelity: Fidelity, out: Path, changed: list[str]) -> None:
+    def _save(self, handle: PEFTHandle, plan: Plan, fidelity: Fidelity, out: Path, changed: list[str]) -> None:
         """Trained modules, the predictions they give and what a loader needs (metrics.json comes last)."""
         out.mkdir(parents=True, exist_ok=True)
         eject_prefixes(self.model, handle)  # deployment form: flat prefixes, no reparameterisation MLP

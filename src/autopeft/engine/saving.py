@@ -32,6 +32,14 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def clear(out_dir: Path) -> None:
+    """Remove what an earlier trial saved in `out_dir` (the folder itself and other files stay)."""
+    if (out_dir / ADAPTERS_DIR).is_dir():
+        shutil.rmtree(out_dir / ADAPTERS_DIR)
+    for name in (BACKBONE_FILE, "predictions.npz", "setup.json", "metrics.json", "config.json"):
+        (out_dir / name).unlink(missing_ok=True)
+
+
 def save_model(model: Any, handle: PEFTHandle, out_dir: Path, changed_backbone: list[str]) -> None:
     """Save the trained modules of `handle`: adapters + head, or head + changed backbone tensors.
 
@@ -39,9 +47,7 @@ def save_model(model: Any, handle: PEFTHandle, out_dir: Path, changed_backbone: 
     one pool is referenced from every layer (shared tensors).
     """
     adapters_dir = out_dir / ADAPTERS_DIR
-    if adapters_dir.exists():
-        shutil.rmtree(adapters_dir)  # a previous run's adapters would otherwise mix with these
-    (out_dir / BACKBONE_FILE).unlink(missing_ok=True)
+    clear(out_dir)  # a previous run's adapters would otherwise mix with these
     if handle.adapter_names:
         model.save_adapter_setup(str(adapters_dir), handle.setup, head_setup=HEAD_NAME)
     else:

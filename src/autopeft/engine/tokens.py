@@ -3,7 +3,13 @@
 Padding every example to 128 tokens makes a CoLA batch (median 10 tokens) cost as much as an RTE
 one; padding each batch only to its longest example, with batches of similar lengths, removes most
 of that waste. The grouping follows Hugging Face's `LengthGroupedSampler`: shuffle, cut into
-mega-batches of 50 batches, sort each by length, and shuffle the batches.
+mega-batches, sort each by length, and shuffle the batches.
+
+Mega-batches are 16 batches, not the sampler's 50: on GLUE's small sets (RTE: 2,490 examples) 50
+batches hold the whole training set, so every epoch would see the same length-sorted batches; with
+16 their make-up changes each epoch, for 2-5% more padding (measured on CoLA, RTE, STS-B with
+MiniLM's tokenizer: tokens computed / real tokens 1.05-1.09 against 1.02-1.06; padding every
+example to 128 costs 1.9x on RTE and 11x on CoLA).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 
 from autopeft.tasks import Split
 
-MEGABATCH = 50  # batches per length-sorted group, as transformers' LengthGroupedSampler
+MEGABATCH = 16  # batches per length-sorted group (see the module docstring)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The surrogate models only the metric. The parameter objective is a deterministic function of the
 configuration, so it enters as an MC objective that stacks each posterior sample of the metric
-with the exact score of the same X (`ParamsObjective`). A `ModelList` of the GP and a
+with the exact score of the same X (`params_objective`). A `ModelList` of the GP and a
 `GenericDeterministicModel` would say the same, but qLogNEHVI cannot draw base samples from such a
 list; the objective route needs no second model.
 
@@ -20,8 +20,9 @@ from torch import Tensor
 
 from autopeft.optim.budget import Budget
 
-DEFAULT_MC_SAMPLES = 256  # posterior samples in all; a fully Bayesian model shares them among its NUTS samples
-REF_MARGIN = 0.1  # the default reference point lies this fraction of the observed range below the worst
+DEFAULT_MC_SAMPLES = 128  # posterior samples in all (botorch's default); NUTS samples share them
+METRIC_MARGIN = 0.0  # of the observed metric range, below the worst observed metric
+SCORE_MARGIN = 0.1  # below the parameter score of the largest allowed configuration (0)
 
 
 class ExactParams:
@@ -88,16 +89,17 @@ def params_objective(score: ParamsScore, ensemble: bool):
     return GenericMCMultiOutputObjective(stack)
 
 
-def default_ref_point(metric: Tensor, score: Tensor) -> list[float]:
-    """A reference point a little worse than the worst observation on each objective.
+def default_ref_point(metric: Tensor) -> list[float]:
+    """The default reference point: (worst observed metric, just beyond the largest allowed configuration).
 
-    metric, score: `n` tensors of the observed (transformed) metric and parameter score.
+    metric: an `n` tensor of the observed (transformed) metric. A configuration no better than the
+    worst observed adds nothing, however small: a margin below the worst would reward the tiny
+    configurations that do not learn at all, for their size alone. The parameter score of the
+    largest allowed configuration is 0; the reference lies `SCORE_MARGIN` beyond it, so that the
+    best-scoring large configuration still counts.
     """
-    ref = []
-    for values in (metric, score):
-        low, high = float(values.min()), float(values.max())
-        ref.append(low - REF_MARGIN * max(high - low, 1e-6))
-    return ref
+    low, high = float(metric.min()), float(metric.max())
+    return [low - METRIC_MARGIN * max(high - low, 1e-6), -SCORE_MARGIN]
 
 
 def build_acquisition(

@@ -56,6 +56,7 @@ class BenchSettings:
     n_startup_trials: int = 10
     max_params: int | None = None
     max_percent: float | None = None
+    copula: bool = False  # AutoPEFT samplers: Gaussian copula of the metric
     nuts: NutsOptions = field(default_factory=NutsOptions)
 
     def sampler(self, contender: Contender, problem: Problem, seed: int):
@@ -63,7 +64,7 @@ class BenchSettings:
 
         opts: dict[str, Any] = {}
         if contender.name.startswith("autopeft"):
-            opts = {"n_startup_trials": self.n_startup_trials, "nuts": self.nuts}
+            opts = {"n_startup_trials": self.n_startup_trials, "nuts": self.nuts, "copula": self.copula}
             if contender.name != "autopeft-plain-gp":
                 opts["surrogate"] = contender.surrogate or self.surrogate
         elif contender.name in ("tpe", "gp"):
@@ -143,7 +144,8 @@ def run_all(
     """Every contender on every seed (random search to 2 x trials), reusing saved runs that match."""
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    key = {"problem": problem.name, "settings": _jsonable(asdict(settings))}
+    # A saved run is reused only for the same problem (its maximum changes with its definition) and settings.
+    key = {"problem": problem.name, "max_hv": problem.max_hv, "settings": _jsonable(asdict(settings))}
     runs = []
     for contender in contenders:
         n = 2 * trials if contender.name == "random" else trials

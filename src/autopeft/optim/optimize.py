@@ -2,9 +2,9 @@
 
 Local search is best-improvement hill climbing over one-change neighbours (`SearchSpace.neighbours`),
 from many starts at once: every round scores the unscored neighbours of all climbing points in one
-batch. The answer is the best-scoring configuration seen that may be proposed (allowed and not
-excluded), so a start that may not be proposed itself (an evaluated Pareto point) still leads to its
-best neighbours.
+batch, and the best few climbers (a beam) go on to the next round. The answer is the best-scoring
+configuration seen that may be proposed (allowed and not excluded), so a start that may not be
+proposed itself (an evaluated Pareto point) still leads to its best neighbours.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ Score = Callable[[Sequence[PEFTConfig]], list[float]]
 """Scores of configurations, higher is better (e.g. log acquisition values)."""
 
 MAX_ROUNDS = 50
+BEAM = 8  # climbers kept after each round: the starts are many, the rounds mostly refine the best few
 CHUNK = 256  # configurations per acquisition call: bounds memory with 16 x 32 posterior samples
 
 
@@ -55,6 +56,7 @@ def local_search(
     allowed: Callable[[PEFTConfig], bool],
     exclude: Collection[PEFTConfig] = (),
     max_rounds: int = MAX_ROUNDS,
+    beam: int = BEAM,
 ) -> PEFTConfig | None:
     """Hill-climb from every start at once; return the best proposable configuration seen.
 
@@ -65,6 +67,7 @@ def local_search(
         allowed: whether a configuration may be visited (valid and within the budget).
         exclude: configurations never returned nor moved to (evaluated or pending).
         max_rounds: climbing rounds at most.
+        beam: after each round only the `beam` best climbers go on (all starts take the first step).
 
     Returns:
         The best allowed, non-excluded configuration scored, or None if none was reachable.
@@ -84,6 +87,6 @@ def local_search(
                 climbed.append(best)
         if not climbed:
             break
-        current = list(dict.fromkeys(climbed))
+        current = sorted(dict.fromkeys(climbed), key=cache.__getitem__, reverse=True)[:beam]
     proposable = [c for c in cache if c not in exclude and allowed(c)]
     return max(proposable, key=cache.__getitem__, default=None)

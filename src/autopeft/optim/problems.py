@@ -110,14 +110,21 @@ class Problem:
 
 
 def synthetic(name: str) -> Problem:
-    """The synthetic problem `synthetic-L`."""
+    """The synthetic problem `synthetic-L` (L = 6, 12, 24 layers, hidden size 384)."""
     if name not in SYNTHETIC:
         raise UserError(f"unknown problem {name!r}; known: {', '.join(SYNTHETIC)} or pool:PATH.csv")
-    n = SYNTHETIC[name]
-    space = SearchSpace(n, HIDDEN, "paper")
-    dims = bert_dims(n)
+    return make_synthetic(SYNTHETIC[name], HIDDEN, name)
+
+
+def make_synthetic(num_layers: int, hidden: int = HIDDEN, name: str | None = None) -> Problem:
+    """A synthetic problem on the paper's space of a BERT-shaped model; see the module docstring."""
+    n = num_layers
+    if n < 4:
+        raise UserError(f"a synthetic problem needs at least 4 layers, got {n}")
+    space = SearchSpace(n, hidden, "paper")
+    dims = bert_dims(n, hidden)
     # Top layers matter most (as fine-tuning studies find), plus one in the middle.
-    metric = SyntheticMetric(HIDDEN, important=(n - 1, n - 3, n // 2 - 1), weights=(0.5, 0.3, 0.2))
+    metric = SyntheticMetric(hidden, important=(n - 1, n - 3, n // 2 - 2), weights=(0.5, 0.3, 0.2))
     sizes = space.choices("serial")
     per_layer = {
         (s, p, x): peft_params(
@@ -133,7 +140,7 @@ def synthetic(name: str) -> Problem:
         (metric.value(s, p, sum(top[:k])), count * k) for (s, p, _), count in per_layer.items() for k in range(1, n + 1)
     ]
     problem = Problem(
-        name=name,
+        name=name or f"synthetic-{n}-h{hidden}",
         space=space,
         dims=dims,
         truth=metric,

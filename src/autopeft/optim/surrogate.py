@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 SURROGATES: tuple[str, ...] = ("saas", "saas-map", "gp")
 """saas: SAAS GP, fully Bayesian by NUTS (Eriksson and Jankowiak, 2021), as the paper.
@@ -25,16 +26,19 @@ gp: botorch's default SingleTaskGP (dimension-scaled log-normal length-scale pri
 
 @dataclass(frozen=True)
 class NutsOptions:
-    """NUTS settings for the `saas` surrogate; 16 kept samples fit 100 points in about 10-15 s here.
+    """NUTS settings for the `saas` surrogate.
 
-    botorch's defaults (512 warm-up, 256 samples, thinning 16) take several times longer; the
-    posterior over SAAS length scales is already well resolved at these settings.
+    botorch's defaults (512 warm-up steps, 256 samples, thinning 16, tree depth 6) take minutes
+    per fit on two CPU cores at 100 trials; these keep 16 hyperparameter samples, as SAASBO does,
+    from a shorter chain with shallower trees. About half of a fit is JAX compiling numpyro's
+    functions, which it does afresh for every fit (new closures, and a new number of trials); a
+    persistent compilation cache does not help with jaxlib 0.9 on CPU (jax-ml/jax#38445).
     """
 
-    warmup_steps: int = 256
+    warmup_steps: int = 128
     num_samples: int = 128
     thinning: int = 8  # keep every 8th sample: 16 GP hyperparameter samples
-    max_tree_depth: int = 6
+    max_tree_depth: int = 5  # at most 32 leapfrog steps per sample
 
     def __post_init__(self) -> None:
         for name in ("warmup_steps", "num_samples", "thinning", "max_tree_depth"):
@@ -58,6 +62,8 @@ class Copula:
 
     def __call__(self, values: Tensor) -> Tensor:
         """values: a tensor of any shape -> the same shape, in standard-normal quantiles."""
+        import torch
+
         v = values.unsqueeze(-1)  # ... x 1, against n observed
         below = (self.observed < v).sum(-1).to(values.dtype)
         equal = (self.observed == v).sum(-1).to(values.dtype)

@@ -142,11 +142,8 @@ class TaskData:
         held_rng, train_rng, eval_rng = (np.random.default_rng([split_seed, k]) for k in range(3))
         train_strata = _strata(self.train, self.is_regression)
         if mode == "search":
-            held = (
-                stratified_sample(train_strata, everything, round(n * heldout_fraction), held_rng)
-                if n > 1
-                else everything
-            )
+            size = max(1, round(n * heldout_fraction))  # a tiny set still gets a scoring example
+            held = stratified_sample(train_strata, everything, size, held_rng) if n > 1 else everything
             pool = np.setdiff1d(everything, held)
             evals = {"": View(self.train.name, held)}
         else:

@@ -41,61 +41,30 @@ class GlueTask:
         return isinstance(self.label_column, str)
 
 
-TASKS: dict[str, GlueTask] = {
-    t.name: t
-    for t in (
-        # CoLA's train/dev files have no header: source, label, original annotation, sentence.
-        GlueTask("cola", "CoLA", (3,), 1, ("0", "1"), "matthews", ("sentence",)),
-        GlueTask("sst2", "SST-2", ("sentence",), "label", ("0", "1"), "accuracy", ("sentence",)),
-        GlueTask(
-            "mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", ("0", "1"), "f1_accuracy", ("sentence1", "sentence2")
-        ),
-        GlueTask(
-            "qqp",
-            "QQP",
-            ("question1", "question2"),
-            "is_duplicate",
-            ("0", "1"),
-            "f1_accuracy",
-            ("question1", "question2"),
-        ),
-        GlueTask(
-            "stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "pearson_spearman", ("sentence1", "sentence2")
-        ),
-        GlueTask(
-            "mnli",
-            "MNLI",
-            ("sentence1", "sentence2"),
-            "gold_label",
-            ("entailment", "neutral", "contradiction"),
-            "accuracy",
-            ("premise", "hypothesis"),
-            dev_files=(("", "dev_matched.tsv"), ("mm", "dev_mismatched.tsv")),
-            hf_dev_splits=("validation_matched", "validation_mismatched"),
-        ),
-        GlueTask(
-            "qnli",
-            "QNLI",
-            ("question", "sentence"),
-            "label",
-            ("entailment", "not_entailment"),
-            "accuracy",
-            ("question", "sentence"),
-        ),
-        GlueTask(
-            "rte",
-            "RTE",
-            ("sentence1", "sentence2"),
-            "label",
-            ("entailment", "not_entailment"),
-            "accuracy",
-            ("sentence1", "sentence2"),
-        ),
-        GlueTask(
-            "wnli", "WNLI", ("sentence1", "sentence2"), "label", ("0", "1"), "accuracy", ("sentence1", "sentence2")
-        ),
-    )
-}
+PAIR = ("sentence1", "sentence2")
+QUESTIONS = ("question1", "question2")
+QNLI = ("question", "sentence")
+BINARY = ("0", "1")
+NLI = ("entailment", "not_entailment")
+
+# CoLA's train/dev files have no header (source, label, original annotation, sentence): columns by position.
+# fmt: off
+TASKS: dict[str, GlueTask] = {t.name: t for t in (
+    #        name    folder   text columns                label           labels  metric              datasets columns
+    GlueTask("cola", "CoLA",  (3,),                       1,              BINARY, "matthews",         ("sentence",)),
+    GlueTask("sst2", "SST-2", ("sentence",),              "label",        BINARY, "accuracy",         ("sentence",)),
+    GlueTask("mrpc", "MRPC",  ("#1 String", "#2 String"), "Quality",      BINARY, "f1_accuracy",      PAIR),
+    GlueTask("qqp",  "QQP",   QUESTIONS,                  "is_duplicate", BINARY, "f1_accuracy",      QUESTIONS),
+    GlueTask("stsb", "STS-B", PAIR,                       "score",        None,   "pearson_spearman", PAIR),
+    GlueTask("mnli", "MNLI",  PAIR,                       "gold_label",   ("entailment", "neutral", "contradiction"),
+             "accuracy", ("premise", "hypothesis"),
+             dev_files=(("", "dev_matched.tsv"), ("mm", "dev_mismatched.tsv")),
+             hf_dev_splits=("validation_matched", "validation_mismatched")),
+    GlueTask("qnli", "QNLI",  QNLI,                       "label",        NLI,    "accuracy",         QNLI),
+    GlueTask("rte",  "RTE",   PAIR,                       "label",        NLI,    "accuracy",         PAIR),
+    GlueTask("wnli", "WNLI",  PAIR,                       "label",        BINARY, "accuracy",         PAIR),
+)}
+# fmt: on
 
 
 def get_task(name: str) -> GlueTask:
