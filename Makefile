@@ -19,10 +19,10 @@ install: $(VENV)/.installed
 
 # The main job: a real AutoPEFT search (SAAS GP by NUTS + qLogNEHVI) on MiniLM and GLUE STS-B at a
 # fidelity that fits about 15 minutes on 2 CPU cores, then its report. Run again, it continues the study.
-DEMO_FIDELITY ?= epochs=2,max_train_samples=800,max_eval_samples=300,batch_size=16,lr=2e-3
-DEMO_TRIALS ?= 12
+DEMO_FIDELITY ?= epochs=2,max_train_samples=600,max_eval_samples=300,batch_size=16,lr=2e-3
+DEMO_TRIALS ?= 10
 demo: install
-	$(VENV)/bin/autopeft search --model minilm --task stsb --trials $(DEMO_TRIALS) --sampler autopeft --startup 6 \
+	$(VENV)/bin/autopeft search --model minilm --task stsb --trials $(DEMO_TRIALS) --sampler autopeft --startup 5 \
 		--fidelity $(DEMO_FIDELITY) --study demo --report reports/demo
 	@echo "Look at reports/demo/report.md, reports/demo/pareto.png and reports/demo/hypervolume.png;"
 	@echo "browse the study with: $(VENV)/bin/optuna-dashboard sqlite:///studies/autopeft.db"
