@@ -111,29 +111,38 @@ def test_unreachable_storage_and_unknown_study(tmp_path):
     assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
 
 
+def _states(db: Path) -> list[tuple[int, str, int]]:
+    """(number, state, params set) of every trial, read from Optuna's SQLite schema without a lock."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            query = "SELECT number, state, (SELECT COUNT(*) FROM trial_params p WHERE p.trial_id = t.trial_id)"
+            return conn.execute(query + " FROM trials t ORDER BY number").fetchall()
+    except sqlite3.Error:  # tables not created yet, or a write in progress
+        return []
+
+
 def test_sigkill_then_the_same_command_continues(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     # trials of several seconds, so that the kill lands inside one
-    slow = ["--model", "tiny-bert", "--task", "rte", "--fidelity", "epochs=4,max_train_samples=600,max_eval_samples=64"]
+    slow = ["--model", "tiny-bert", "--task", "rte", "--fidelity", "epochs=8,max_train_samples=600,max_eval_samples=64"]
     cmd = [sys.executable, "-m", "autopeft", "search", *slow, "--trials", "5", "--sampler", "random"]
     cmd += ["--storage", url, "--study", "k", "--seed", "1"]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
+    deadline = time.time() + 600
     killed = None
     try:
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            if not (tmp_path / "s.db").exists():
-                continue
-            try:
-                trials = _trials(url, "k")
-            except Exception:  # the study is being created
-                continue
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            running = [t for t in trials if t.state == TrialState.RUNNING and "config" in t.user_attrs]
-            if len(done) >= 1 and running:
-                killed = running[0]
+            states = _states(tmp_path / "s.db")  # read-only SQL: never blocks the writer
+            # a running trial whose configuration is chosen, so that its retry must repeat it
+            running = [n for n, state, params in states if state == "RUNNING" and params]
+            if sum(state == "COMPLETE" for _, state, _ in states) >= 1 and running:
                 os.kill(proc.pid, signal.SIGKILL)
+                killed = _trials(url, "k")[running[0]]
                 break
     finally:
         proc.wait(timeout=60)
