@@ -131,7 +131,7 @@ class SearchLoop:
         outcome = result.to_dict()
         if result.out_dir:
             trial.set_user_attr("artifact", {"host": worker_id()["host"], "path": result.out_dir})
-        for key in ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs"):
+        for key in ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs_run"):
             if key in outcome:
                 trial.set_user_attr(key, outcome[key])
         if result.status != "ok":
