@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
+import os
 import random
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from autopeft.cli.options import add_data_arguments, add_fidelity_arguments, fidelity_from_args, task_from_args
@@ -36,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-seeds", type=int, default=3, help="seeds per noise configuration (default 3)")
     parser.add_argument("--out", type=Path, required=True, help="the pool CSV (created or continued)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="trials at once, in worker processes sharing the CPU threads (default 1; on 2 cores, 2 single-thread "
+        "workers train about 30%% more examples per second than one with 2 threads)",
+    )
 
 
 def draw_configs(space, count: int, seed: int) -> list:
@@ -86,11 +96,13 @@ def _read(path: Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft import models
-    from autopeft.engine import Engine, Fidelity
+    from autopeft.engine import Fidelity
     from autopeft.space import SearchSpace
 
     if args.configs < 2:
         raise UserError(f"--configs must be at least 2, got {args.configs}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     fidelity = fidelity_from_args(args, Fidelity.parse(POOL_FIDELITY))
     task = task_from_args(args)
     dims = models.dims_of(args.model)
@@ -108,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
         if (c.to_json(), s) not in done
     ]
     print(f"{len(done)} rows in {args.out}; {len(jobs)} to go", file=sys.stderr, flush=True)
-    engine = Engine(args.model, task, device=args.device) if jobs else None
     failures = args.out.with_name(args.out.stem + "-failed.csv")
-    for i, (config, seed) in enumerate(jobs, start=1):
-        result = engine.run_trial(config, fidelity, seed=seed, mode="search")
+    for i, (config, seed, result) in enumerate(_evaluate(args, task, fidelity, jobs), start=1):
         if not result.ok:
             with failures.open("a", newline="") as f:
                 csv.writer(f).writerow([config.to_json(), seed, result.reason])
@@ -127,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             "eval_seconds": f"{result.eval_seconds:.2f}",
         }
         new_file = not args.out.is_file()
-        with args.out.open("a", newline="") as f:  # one row at a time: a kill loses one trial at most
+        with args.out.open("a", newline="") as f:  # one row at a time: a kill loses the running trials only
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             if new_file:
                 writer.writeheader()
@@ -148,3 +158,42 @@ def run(args: argparse.Namespace) -> int:
         )
     print(json.dumps({"pool": str(args.out), "task": task.name, "metric_name": task.metric_name, **summary}))
     return 0
+
+
+def _evaluate(args: argparse.Namespace, task, fidelity, jobs: list[tuple]):
+    """Yield (config, seed, TrialResult) for `jobs`, in order of completion when `args.jobs` > 1."""
+    if not jobs:
+        return
+    if args.jobs == 1:
+        from autopeft.engine import Engine
+
+        engine = Engine(args.model, task, device=args.device)
+        for config, seed in jobs:
+            yield config, seed, engine.run_trial(config, fidelity, seed=seed, mode="search")
+        return
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_start_worker, initargs=(args, threads)) as pool:
+        pending = {pool.submit(_worker_trial, config.to_json(), seed, fidelity): (config, seed) for config, seed in jobs}
+        for future in as_completed(pending):
+            config, seed = pending[future]
+            yield config, seed, future.result()
+
+
+_worker_engine = None  # the worker process's Engine (backbone loaded once per worker)
+
+
+def _start_worker(args: argparse.Namespace, threads: int) -> None:
+    global _worker_engine
+    import torch
+
+    from autopeft.engine import Engine
+
+    torch.set_num_threads(threads)
+    _worker_engine = Engine(args.model, task_from_args(args), device=args.device, progress=False)
+
+
+def _worker_trial(config_json: str, seed: int, fidelity):
+    from autopeft.space import PEFTConfig
+
+    return _worker_engine.run_trial(PEFTConfig.from_json(config_json), fidelity, seed=seed, mode="search")
