@@ -12,7 +12,8 @@ FIDELITY = ["--epochs", "1", "--max-train-samples", "24", "--max-eval-samples", 
 
 def _pool(glue_dir, out, *extra):
     argv = ["bench", "make-pool", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir)]
-    return main([*argv, *FIDELITY, "--configs", "4", "--noise-configs", "1", "--noise-seeds", "2", "--out", str(out), *extra])
+    sizes = ["--configs", "4", "--noise-configs", "1", "--noise-seeds", "2"]
+    return main([*argv, *FIDELITY, *sizes, "--out", str(out), *extra])
 
 
 def _rows(path):

@@ -173,8 +173,9 @@ def _evaluate(args: argparse.Namespace, task, fidelity, jobs: list[tuple]):
         return
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_start_worker, initargs=(args, threads)) as pool:
-        pending = {pool.submit(_worker_trial, config.to_json(), seed, fidelity): (config, seed) for config, seed in jobs}
+    workers = ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_start_worker, initargs=(args, threads))
+    with workers:
+        pending = {workers.submit(_worker_trial, c.to_json(), seed, fidelity): (c, seed) for c, seed in jobs}
         for future in as_completed(pending):
             config, seed = pending[future]
             yield config, seed, future.result()
