@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
-import os
 import random
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from autopeft.cli.options import add_data_arguments, add_fidelity_arguments, fidelity_from_args, task_from_args
+from autopeft.cli.options import add_data_arguments, add_fidelity_arguments, fidelity_from_args, task_kwargs_from_args
 from autopeft.errors import UserError
 
 HELP = "build a pool of real low-fidelity evaluations of random configurations (resumable CSV)"
@@ -97,14 +94,17 @@ def _read(path: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from autopeft import models
     from autopeft.engine import Fidelity
+    from autopeft.engine.workers import Job, run_jobs
     from autopeft.space import SearchSpace
+    from autopeft.tasks import load_task
 
     if args.configs < 2:
         raise UserError(f"--configs must be at least 2, got {args.configs}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     fidelity = fidelity_from_args(args, Fidelity.parse(POOL_FIDELITY))
-    task = task_from_args(args)
+    data = task_kwargs_from_args(args)
+    task = load_task(**data)
     dims = models.dims_of(args.model)
     space = SearchSpace(dims.num_layers, dims.hidden_size, args.space)
     rows = _read(args.out)
@@ -121,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"{len(done)} rows in {args.out}; {len(jobs)} to go", file=sys.stderr, flush=True)
     failures = args.out.with_name(args.out.stem + "-failed.csv")
-    for i, (config, seed, result) in enumerate(_evaluate(args, task, fidelity, jobs), start=1):
+    by_job = {Job(task.name, c.to_json(), s, mode="search"): c for c, s in jobs}
+    finished = run_jobs(list(by_job), args.model, {task.name: data}, fidelity, args.jobs, args.device)
+    for i, (job, result) in enumerate(finished, start=1):
+        config, seed = by_job[job], job.seed
         if not result.ok:
             with failures.open("a", newline="") as f:
                 csv.writer(f).writerow([config.to_json(), seed, result.reason])
@@ -158,43 +161,3 @@ def run(args: argparse.Namespace) -> int:
         )
     print(json.dumps({"pool": str(args.out), "task": task.name, "metric_name": task.metric_name, **summary}))
     return 0
-
-
-def _evaluate(args: argparse.Namespace, task, fidelity, jobs: list[tuple]):
-    """Yield (config, seed, TrialResult) for `jobs`, in order of completion when `args.jobs` > 1."""
-    if not jobs:
-        return
-    if args.jobs == 1:
-        from autopeft.engine import Engine
-
-        engine = Engine(args.model, task, device=args.device)
-        for config, seed in jobs:
-            yield config, seed, engine.run_trial(config, fidelity, seed=seed, mode="search")
-        return
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    workers = ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_start_worker, initargs=(args, threads))
-    with workers:
-        pending = {workers.submit(_worker_trial, c.to_json(), seed, fidelity): (c, seed) for c, seed in jobs}
-        for future in as_completed(pending):
-            config, seed = pending[future]
-            yield config, seed, future.result()
-
-
-_worker_engine = None  # the worker process's Engine (backbone loaded once per worker)
-
-
-def _start_worker(args: argparse.Namespace, threads: int) -> None:
-    global _worker_engine
-    import torch
-
-    from autopeft.engine import Engine
-
-    torch.set_num_threads(threads)
-    _worker_engine = Engine(args.model, task_from_args(args), device=args.device, progress=False)
-
-
-def _worker_trial(config_json: str, seed: int, fidelity):
-    from autopeft.space import PEFTConfig
-
-    return _worker_engine.run_trial(PEFTConfig.from_json(config_json), fidelity, seed=seed, mode="search")

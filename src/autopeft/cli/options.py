@@ -7,7 +7,7 @@ the parsed namespace into a `TaskData` and a `Fidelity` inside `run`.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 
@@ -49,20 +49,25 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def task_from_args(args: argparse.Namespace) -> TaskData:
     from autopeft.tasks import load_task
 
+    return load_task(**task_kwargs_from_args(args))
+
+
+def task_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `load_task` that the data options give (checked, picklable)."""
     if args.task is None and args.train_file is None:
         raise UserError("give --task (a GLUE task) or --train-file")
     columns = [c.strip() for c in args.text_columns.split(",")] if args.text_columns else None
     if columns is not None and not all(columns):
         raise UserError(f"--text-columns {args.text_columns!r} has an empty name")
-    return load_task(
-        args.task,
-        glue_dir=args.glue_dir,
-        train_file=args.train_file,
-        dev_file=args.dev_file,
-        text_columns=columns,
-        label_column=args.label_column,
-        task_type=args.task_type,
-    )
+    return {
+        "name": args.task,
+        "glue_dir": args.glue_dir,
+        "train_file": args.train_file,
+        "dev_file": args.dev_file,
+        "text_columns": columns,
+        "label_column": args.label_column,
+        "task_type": args.task_type,
+    }
 
 
 def add_fidelity_arguments(parser: argparse.ArgumentParser, defaults: str) -> None:
