@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "engine": "bench_engine",
     "optimizers": "bench_optimizers",
     "make-pool": "bench_pool",
+    "glue": "bench_glue",
 }
 
 

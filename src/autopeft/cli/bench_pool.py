@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     failures = args.out.with_name(args.out.stem + "-failed.csv")
     by_job = {Job(task.name, c.to_json(), s, mode="search"): c for c, s in jobs}
     finished = run_jobs(list(by_job), args.model, {task.name: data}, fidelity, args.jobs, args.device)
-    for i, (job, result) in enumerate(finished, start=1):
+    for i, (job, result, _) in enumerate(finished, start=1):
         config, seed = by_job[job], job.seed
         if not result.ok:
             with failures.open("a", newline="") as f:

@@ -7,7 +7,7 @@ backbone once per task and keeps it; results come back as `TrialResult`s to the 
 alone writes them down (so a kill loses only the trials that were running).
 
     jobs = [Job("rte", "pfeiffer", seed) for seed in (0, 1, 2)]
-    for job, result in run_jobs(jobs, "minilm", {"rte": {"name": "rte", "glue_dir": path}}, fidelity):
+    for job, result, cpu_seconds in run_jobs(jobs, "minilm", {"rte": {"name": "rte", "glue_dir": path}}, fidelity):
         ...
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ def run_jobs(
     fidelity: Fidelity,
     workers: int = 1,
     device: str | None = None,
-) -> Iterator[tuple[Job, TrialResult]]:
-    """Yield `(job, result)` for every job: in order with one worker, in order of completion with more.
+) -> Iterator[tuple[Job, TrialResult, float]]:
+    """Yield `(job, result, cpu_seconds)` for every job: in order with one worker, in order of completion
+    with more. cpu_seconds: processor time of the process that ran it (all its threads) during the trial.
 
     tasks: task key -> keyword arguments of `autopeft.tasks.load_task` (picklable, so workers can load it).
     """
@@ -58,7 +60,7 @@ def run_jobs(
     if workers <= 1:
         runner = _Runner(model, dict(tasks), device, progress=None)
         for job in jobs:
-            yield job, runner.run(job, fidelity)
+            yield job, *runner.timed(job, fidelity)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
@@ -68,7 +70,7 @@ def run_jobs(
     with pool:
         futures = {pool.submit(_worker_run, job, fidelity): job for job in jobs}
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield futures[future], *future.result()
 
 
 class _Runner:
@@ -89,6 +91,11 @@ class _Runner:
         item = PEFTConfig.from_json(job.item) if job.item.lstrip().startswith("{") else job.item
         return self.engines[job.task].run_trial(item, job.fidelity or fidelity, seed=job.seed, mode=job.mode)
 
+    def timed(self, job: Job, fidelity: Fidelity) -> tuple[TrialResult, float]:
+        start = time.process_time()
+        result = self.run(job, fidelity)
+        return result, time.process_time() - start
+
 
 _runner: _Runner | None = None  # the worker process's own
 
@@ -101,6 +108,6 @@ def _start_worker(model: str, tasks: dict[str, Mapping[str, Any]], device: str |
     _runner = _Runner(model, tasks, device, progress=False)
 
 
-def _worker_run(job: Job, fidelity: Fidelity) -> TrialResult:
+def _worker_run(job: Job, fidelity: Fidelity) -> tuple[TrialResult, float]:
     assert _runner is not None, "worker not started"
-    return _runner.run(job, fidelity)
+    return _runner.timed(job, fidelity)

@@ -1,0 +1,374 @@
+"""`autopeft bench glue`: the paper's GLUE comparison at this machine's scale, resumable, into RESULTS.md.
+
+Rows: the manual methods (full fine-tuning and the PEFT baselines), AutoPEFT transferred (the best
+Pareto configurations of a search on one task, trained on every task) and AutoPEFT per task (a
+search on each task). Every row trains with the same final fidelity (epochs, training subset,
+batch, length; the learning rate is each method family's default) on every task and seed, and is
+scored on the task's dev set; searches score on a held-out slice of train, never on dev.
+
+State lives in one Optuna study (`--name`, in `--storage`): each finished run is a study attribute
+written the moment it ends, searches are ordinary `autopeft search` studies, so a killed run
+continues where it was by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autopeft.cli.options import add_fidelity_arguments, fidelity_from_args, parse_seeds
+from autopeft.errors import UserError
+
+HELP = "GLUE table: manual PEFT methods, full fine-tuning and AutoPEFT (transferred and per task) -> RESULTS.md"
+# One budget for every row: 3 epochs over at most 1000 training examples, the whole dev set.
+GLUE_FIDELITY = "epochs=3,max_train_samples=1000,batch_size=16,patience=10"
+GLUE_SEARCH_FIDELITY = "epochs=2,max_train_samples=1000,max_eval_samples=400,batch_size=16"
+DEFAULT_METHODS = "full,pfeiffer,houlsby,parallel,prefix,lora,mam,unipelt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="minilm", help="local model folder, hub id, or minilm/tiny-bert/tiny-roberta"
+    )
+    parser.add_argument("--glue-dir", metavar="DIR", help="GLUE folder in the TSV layout (default: $AUTOPEFT_GLUE_DIR)")
+    parser.add_argument("--tasks", help="comma-separated GLUE tasks (default: every GLUE task in the GLUE folder)")
+    parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"manual rows (default {DEFAULT_METHODS})")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of every cell (default 0,1,2)")
+    add_fidelity_arguments(parser, GLUE_FIDELITY)
+    search = parser.add_argument_group("AutoPEFT searches")
+    search.add_argument("--transfer-from", default="rte", help="the task whose search is transferred (default rte)")
+    search.add_argument("--search-trials", type=int, default=20, help="trials per search (default 20)")
+    search.add_argument("--search-startup", type=int, default=8, help="random trials first (default 8)")
+    search.add_argument("--search-fidelity", default=GLUE_SEARCH_FIDELITY, help=f"(default {GLUE_SEARCH_FIDELITY})")
+    search.add_argument("--sampler", default="autopeft", help="search sampler (default autopeft)")
+    search.add_argument("--surrogate", choices=("saas", "saas-map", "gp"), default="saas")
+    search.add_argument("--max-params", default="1%", help="search budget, a count or %% (default 1%%)")
+    search.add_argument("--top", type=int, default=1, help="Pareto configurations per search to train (default 1)")
+    search.add_argument("--no-search", action="store_true", help="manual rows only")
+    parser.add_argument("--storage", help="storage URL (default: $AUTOPEFT_STORAGE or sqlite:///studies/autopeft.db)")
+    parser.add_argument("--name", help="the bench study (default: glue-<model>)")
+    parser.add_argument("--jobs", type=int, default=1, help="final runs at once in single-thread workers (default 1)")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="the results page (default RESULTS.md)")
+    parser.add_argument("--report-only", action="store_true", help="write the results page from stored runs only")
+
+
+def glue_tasks_in(glue_dir: str | None) -> list[str]:
+    """GLUE tasks whose folder is in `glue_dir` (else $AUTOPEFT_GLUE_DIR), in GLUE's order."""
+    from autopeft.tasks.glue import TASKS, glue_dir_from_env
+
+    folder = Path(glue_dir) if glue_dir else glue_dir_from_env()
+    if folder is None or not folder.is_dir():
+        raise UserError("no GLUE folder: pass --glue-dir or set $AUTOPEFT_GLUE_DIR (or name --tasks)")
+    return [name for name, task in TASKS.items() if (folder / task.folder / "train.tsv").is_file()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from autopeft.engine import Fidelity
+    from autopeft.methods import METHODS
+    from autopeft.study import open_storage
+    from autopeft.tasks.glue import TASKS
+
+    seeds = parse_seeds(args.seeds)
+    fidelity = fidelity_from_args(args, Fidelity.parse(GLUE_FIDELITY))
+    search_fidelity = Fidelity.parse(args.search_fidelity)
+    tasks = (
+        [t.strip().lower() for t in args.tasks.split(",") if t.strip()] if args.tasks else glue_tasks_in(args.glue_dir)
+    )
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise UserError(f"unknown GLUE task {unknown[0]!r}" if unknown else "no GLUE task to run")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UserError(f"unknown method {bad[0]!r}; known: {', '.join(METHODS)}")
+    searching = not args.no_search
+    if searching and args.transfer_from not in tasks:
+        raise UserError(f"--transfer-from {args.transfer_from} is not among the tasks ({', '.join(tasks)})")
+    if args.search_trials < 2 or args.top < 1 or args.jobs < 1:
+        raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
+    settings = {
+        "model": args.model,
+        "fidelity": fidelity.to_dict(),
+        "search": {
+            "trials": args.search_trials,
+            "startup": args.search_startup,
+            "fidelity": search_fidelity.to_dict(),
+            "sampler": args.sampler,
+            "surrogate": args.surrogate,
+            "max_params": args.max_params,
+            "top": args.top,
+            "transfer_from": args.transfer_from,
+        },
+    }
+    data = {t: {"name": t, "glue_dir": args.glue_dir} for t in tasks}
+    if not args.report_only:
+        from autopeft.tasks import load_task
+
+        for t in tasks:
+            load_task(**data[t])  # every task's data is there before anything is stored
+    bench = Bench(open_storage(args.storage), args.name or f"glue-{Path(args.model.rstrip('/')).name}", settings)
+    bench.seeds, bench.tasks, bench.methods, bench.out = seeds, tasks, methods, args.out
+    if args.report_only:
+        bench.write()
+        print(f"results: {args.out}")
+        return 0
+    bench.note_machine(args.jobs)
+    bench.train(methods, tasks, data, fidelity, args)
+    if searching:
+        order = [args.transfer_from] + [t for t in tasks if t != args.transfer_from]
+        for task in order:
+            bench.search(task, args)
+            if task == args.transfer_from:
+                for k, config in enumerate(bench.chosen(task), start=1):
+                    bench.train([config], tasks, data, fidelity, args, row=_row("autopeft-transfer", k))
+        for task in tasks:
+            for k, config in enumerate(bench.chosen(task), start=1):
+                bench.train([config], [task], data, fidelity, args, row=_row("autopeft-task", k))
+    bench.write()
+    print(f"results: {args.out}")
+    print(json.dumps(bench.summary()))
+    return 0
+
+
+def _row(base: str, k: int) -> str:
+    return base if k == 1 else f"{base}#{k}"
+
+
+class Bench:
+    """The bench study: settings, runs by (task, seed, item), searches' costs and chosen configurations."""
+
+    def __init__(self, storage: Any, name: str, settings: dict[str, Any]) -> None:
+        import optuna
+
+        self.name = name
+        self.study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+        stored = self.study.user_attrs.get("glue_bench")
+        if stored is None:
+            self.study.set_user_attr("glue_bench", settings)
+        elif stored != settings:
+            changed = sorted(k for k in settings if stored.get(k) != settings[k])
+            raise UserError(
+                f"bench study {name!r} was run with other settings ({', '.join(changed)}); use another --name"
+            )
+        self.settings = settings
+        self.storage = storage
+        # row -> task -> what it trains there (a method name or a configuration's JSON)
+        self.rows: dict[str, dict[str, str]] = dict(self.study.user_attrs.get("rows", {}))
+        self.seeds: list[int] = []
+        self.tasks: list[str] = []
+        self.methods: list[str] = []
+        self.out = Path("RESULTS.md")
+
+    # --- state -------------------------------------------------------------------------------
+
+    @staticmethod
+    def run_key(task: str, seed: int, item: str) -> str:
+        return f"run:{task}:{seed}:{item}"
+
+    def attrs(self) -> dict[str, Any]:
+        import optuna
+
+        return optuna.load_study(study_name=self.name, storage=self.storage).user_attrs
+
+    def note_machine(self, jobs: int) -> None:
+        import torch
+
+        machines = dict(self.study.user_attrs.get("machines", {}))
+        machines[platform.node()] = (
+            f"{_cpu_model()}, {os.cpu_count()} CPU threads, {_memory_gib()} GiB, "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}; "
+            f"torch {torch.__version__}, {jobs} worker(s)"
+        )
+        self.study.set_user_attr("machines", machines)
+
+    def chosen(self, task: str) -> list[str]:
+        return list(self.study.user_attrs.get(f"chosen:{task}", []))
+
+    # --- work --------------------------------------------------------------------------------
+
+    def train(self, items: list[str], tasks: list[str], data: dict, fidelity: Any, args: argparse.Namespace, row=None):
+        """Every (task, seed) of each item that is not stored yet; each result stored when it arrives."""
+        from autopeft.engine.workers import Job, run_jobs
+
+        for item in items:
+            self._add_row(row or item, tasks, item)
+        done = set(self.study.user_attrs)
+        jobs = [Job(t, i, s) for t in tasks for i in items for s in self.seeds if self.run_key(t, s, i) not in done]
+        if not jobs:
+            return
+        print(f"{len(jobs)} run(s) to go: {', '.join(sorted({row or i for i in items}))}", file=sys.stderr, flush=True)
+        finished = run_jobs(jobs, self.settings["model"], data, fidelity, args.jobs, args.device)
+        for job, result, cpu_seconds in finished:
+            label = f"{row or job.item} on {job.task} seed {job.seed}"
+            if not result.ok:
+                print(f"{label}: failed: {result.reason}", file=sys.stderr, flush=True)
+                self.study.set_user_attr(f"failed:{job.task}:{job.seed}:{job.item}", result.reason)
+                continue
+            self.study.set_user_attr(
+                self.run_key(job.task, job.seed, job.item),
+                {
+                    "score": result.headline,
+                    "metric": result.metric_name,
+                    "metrics": result.metrics,
+                    "params": result.params,
+                    "percent": result.percent,
+                    "epochs": result.epochs_run,
+                    "train_seconds": round(result.train_seconds, 2),
+                    "wall_seconds": round(result.wall_seconds, 2),
+                    "cpu_seconds": round(cpu_seconds, 2),
+                    "lr": result.lr,
+                    "host": platform.node(),
+                },
+            )
+            print(f"{label}: {result.metric_name} {result.headline:.4f}", file=sys.stderr, flush=True)
+            self.write()
+
+    def _add_row(self, row: str, tasks: list[str], item: str) -> None:
+        cells = dict(self.rows.get(row, {}))
+        for task in tasks:
+            if cells.get(task, item) != item:
+                raise UserError(f"row {row} already trains {cells[task]} on {task}, not {item}")
+            cells[task] = item
+        if cells != self.rows.get(row):
+            self.rows[row] = cells
+            self.study.set_user_attr("rows", self.rows)
+
+    def search(self, task: str, args: argparse.Namespace) -> None:
+        """Run (or continue) the AutoPEFT search on `task`; then fix its `top` Pareto configurations."""
+        from autopeft.cli import search as search_cli
+        from autopeft.followup import choose_rows
+        from autopeft.search import finished_count
+        from autopeft.study import load_study
+
+        s = self.settings["search"]
+        study_name = f"{self.name}-search-{task}"
+        parser = argparse.ArgumentParser()
+        search_cli.add_arguments(parser)
+        argv = ["--model", self.settings["model"], "--task", task, "--trials", str(s["trials"])]
+        argv += ["--sampler", s["sampler"], "--surrogate", s["surrogate"], "--startup", str(s["startup"])]
+        argv += ["--fidelity", ",".join(f"{k}={v}" for k, v in s["fidelity"].items() if v is not None)]
+        argv += ["--max-params", s["max_params"], "--study", study_name, "--seed", "42"]
+        for flag, value in (("--glue-dir", args.glue_dir), ("--storage", args.storage), ("--device", args.device)):
+            if value:
+                argv += [flag, value]
+        cpu, wall = time.process_time(), time.perf_counter()
+        before = _finished_or_zero(study_name, self.storage)
+        if before < s["trials"]:
+            print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
+            search_cli.run(parser.parse_args(argv))
+        study = load_study(study_name, self.storage)
+        ran = finished_count(study) - before
+        if ran > 0:
+            cost = dict(self.study.user_attrs.get(f"search_cost:{task}", {"cpu_seconds": 0.0, "wall_seconds": 0.0}))
+            cost["cpu_seconds"] += time.process_time() - cpu
+            cost["wall_seconds"] += time.perf_counter() - wall
+            cost.update(study=study_name, trials=finished_count(study))
+            self.study.set_user_attr(f"search_cost:{task}", cost)
+        if f"chosen:{task}" not in self.study.user_attrs:
+            rows = choose_rows(study, s["top"], None)
+            best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
+            self.study.set_user_attr(f"chosen:{task}", [r.config.to_json() for r in best_first])
+
+    # --- the page ----------------------------------------------------------------------------
+
+    def results(self) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+        """row -> task -> seed -> stored run (the row's first item with a result on that task)."""
+        attrs = self.attrs()
+        rows: dict[str, dict[str, str]] = attrs.get("rows", {})
+        table: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+        names = [m for m in self.methods if m in rows] + sorted(r for r in rows if r.startswith("autopeft"))
+        for name in names:
+            by_task: dict[str, dict[int, dict[str, Any]]] = {}
+            for task, item in rows[name].items():
+                keys = {s: self.run_key(task, s, item) for s in self.seeds}
+                runs = {s: attrs[key] for s, key in keys.items() if key in attrs}
+                if task in self.tasks and runs:
+                    by_task[task] = runs
+            table[name] = by_task
+        return table
+
+    def summary(self) -> dict[str, Any]:
+        from autopeft.glue_results import build_rows
+
+        rows = build_rows(self.results(), self.tasks)
+        return {
+            "bench": self.name,
+            "tasks": self.tasks,
+            "average": {r.name: r.average for r in rows},
+            "percent": {r.name: r.percent for r in rows},
+        }
+
+    def write(self) -> None:
+        from autopeft.glue_results import Page, build_rows, write_page
+        from autopeft.tasks.glue import TASKS
+
+        attrs = self.attrs()
+        runs = [v for k, v in attrs.items() if k.startswith("run:")]
+        results = self.results()
+        lrs = {}
+        for name, by_task in results.items():
+            first = next((r for seeds in by_task.values() for r in seeds.values()), None)
+            if first is not None:
+                lrs[name] = first["lr"]
+        search = self.settings["search"]
+        searching = any(k.startswith("chosen:") for k in attrs) or any(k.startswith("search_cost:") for k in attrs)
+        page = Page(
+            model=self.settings["model"],
+            tasks=tuple(self.tasks),
+            seeds=tuple(self.seeds),
+            metric_names={t: _headline_name(TASKS[t].metric) for t in self.tasks},
+            fidelity=self.settings["fidelity"],
+            search=search,
+            rows=tuple(build_rows(results, self.tasks)),
+            cells_expected=(len(self.methods) + (2 * search["top"] if searching else 0)) * len(self.tasks),
+            search_costs={t: attrs[f"search_cost:{t}"] for t in self.tasks if f"search_cost:{t}" in attrs},
+            chosen={t: attrs[f"chosen:{t}"] for t in self.tasks if f"chosen:{t}" in attrs},
+            machines=attrs.get("machines", {}),
+            final_cpu_seconds=sum(r.get("cpu_seconds", 0.0) for r in runs),
+            final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
+            lrs=lrs,
+        )
+        write_page(page, self.out)
+
+
+def _headline_name(metric: str) -> str:
+    return {
+        "matthews": "matthews_correlation",
+        "f1_accuracy": "f1_accuracy_mean",
+        "pearson_spearman": "pearson_spearman_mean",
+    }.get(metric, metric)
+
+
+def _finished_or_zero(study_name: str, storage: Any) -> int:
+    import optuna
+
+    from autopeft.search import finished_count
+
+    try:
+        return finished_count(optuna.load_study(study_name=study_name, storage=storage))
+    except KeyError:
+        return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> int:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (ValueError, OSError, AttributeError):
+        return 0

@@ -1,0 +1,94 @@
+"""`autopeft bench glue` end to end on a tiny model: rows, searches, resuming, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+
+from autopeft.cli import main
+
+TINY_FIDELITY = "epochs=1,max_train_samples=32,max_eval_samples=24,batch_size=16"
+
+
+def _bench(glue_dir, tmp_path, *extra):
+    argv = ["bench", "glue", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte,cola"]
+    argv += ["--methods", "pfeiffer,lora", "--seeds", "0,1", "--fidelity", TINY_FIDELITY]
+    argv += ["--search-trials", "3", "--search-startup", "2", "--surrogate", "saas-map"]
+    argv += ["--search-fidelity", "epochs=1,max_train_samples=32,max_eval_samples=16,batch_size=16"]
+    argv += ["--storage", f"sqlite:///{tmp_path / 'bench.db'}", "--name", "g", "--out", str(tmp_path / "RESULTS.md")]
+    return main([*argv, *extra])
+
+
+def _attrs(tmp_path):
+    return optuna.load_study(study_name="g", storage=f"sqlite:///{tmp_path / 'bench.db'}").user_attrs
+
+
+def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # search artifacts go under ./studies
+    assert _bench(glue_dir, tmp_path, "--no-search") == 0
+    attrs = _attrs(tmp_path)
+    manual = {k: v for k, v in attrs.items() if k.startswith("run:")}
+    assert len(manual) == 2 * 2 * 2  # methods x tasks x seeds
+    assert {k.split(":", 3)[3] for k in manual} == {"pfeiffer", "lora"}
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| Serial adapter (Pfeiffer) |" in text and "| LoRA |" in text and "not measured yet" in text
+    capsys.readouterr()
+
+    assert _bench(glue_dir, tmp_path) == 0
+    attrs = _attrs(tmp_path)
+    assert {k: attrs[k] for k in manual} == manual  # the manual runs were not redone
+    assert attrs["rows"]["autopeft-transfer"] == {"rte": attrs["chosen:rte"][0], "cola": attrs["chosen:rte"][0]}
+    assert attrs["rows"]["autopeft-task"] == {"rte": attrs["chosen:rte"][0], "cola": attrs["chosen:cola"][0]}
+    assert attrs["rows"]["lora"] == {"rte": "lora", "cola": "lora"}
+    transfer = attrs["chosen:rte"][0]
+    assert all(f"run:{t}:{s}:{transfer}" in attrs for t in ("rte", "cola") for s in (0, 1))
+    assert all(f"run:cola:{s}:{attrs['chosen:cola'][0]}" in attrs for s in (0, 1))
+    for task in ("rte", "cola"):
+        cost = attrs[f"search_cost:{task}"]
+        assert cost["trials"] == 3 and cost["cpu_seconds"] > 0
+        search = optuna.load_study(study_name=f"g-search-{task}", storage=f"sqlite:///{tmp_path / 'bench.db'}")
+        assert len([t for t in search.trials if t.state.name == "COMPLETE"]) == 3
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["average"]) == {"pfeiffer", "lora", "autopeft-transfer", "autopeft-task"}
+    assert all(v is not None for v in summary["average"].values())
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| AutoPEFT, transferred |" in text and "| AutoPEFT, per task |" in text and "Incomplete" not in text
+    assert (tmp_path / "RESULTS.png").is_file()
+    assert "RTE #1:" in text and "| RTE (`g-search-rte`) | 3 |" in text
+
+    before = dict(attrs)
+    assert _bench(glue_dir, tmp_path) == 0  # all done: nothing trained or searched again
+    after = _attrs(tmp_path)
+    assert {k: v for k, v in after.items() if k != "machines"} == {k: v for k, v in before.items() if k != "machines"}
+
+
+def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path, capsys):
+    assert _bench(glue_dir, tmp_path, "--no-search", "--methods", "lora", "--seeds", "0", "--tasks", "rte") == 0
+    before = _attrs(tmp_path)
+    assert _bench(glue_dir, tmp_path, "--no-search", "--fidelity", "epochs=2,max_train_samples=32") == 2
+    assert "other settings (fidelity)" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--methods", "lora,adapterdrop") == 2
+    assert "unknown method 'adapterdrop'" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--tasks", "rte,squad") == 2
+    assert "unknown GLUE task 'squad'" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--tasks", "cola", "--transfer-from", "rte") == 2
+    assert _attrs(tmp_path) == before
+
+
+def test_each_row_reads_its_own_item_per_task(tmp_path):
+    from autopeft.cli.bench_glue import Bench
+    from autopeft.study import open_storage
+
+    bench = Bench(open_storage(f"sqlite:///{tmp_path / 'b.db'}"), "b", {"model": "tiny-bert"})
+    bench.seeds, bench.tasks, bench.methods = [0], ["rte", "cola"], ["lora"]
+    a, b = '{"serial":8,"layers":[0]}', '{"lora":2,"layers":[1]}'
+    bench._add_row("autopeft-transfer", ["rte", "cola"], a)
+    bench._add_row("autopeft-task", ["rte"], a)
+    bench._add_row("autopeft-task", ["cola"], b)
+    for task, item, score in (("rte", a, 0.6), ("cola", a, 0.1), ("cola", b, 0.3)):
+        bench.study.set_user_attr(Bench.run_key(task, 0, item), {"score": score, "params": 1, "percent": 0.1})
+    table = bench.results()
+    assert table["autopeft-transfer"]["cola"][0]["score"] == 0.1
+    assert table["autopeft-task"]["cola"][0]["score"] == 0.3  # cola's own search, not RTE's configuration
+    assert table["autopeft-task"]["rte"][0]["score"] == 0.6

@@ -1,0 +1,100 @@
+"""The GLUE results table: cells, averages over seeds, the two claims' verdicts, the page."""
+
+from __future__ import annotations
+
+import pytest
+
+from autopeft.glue_results import Page, build_rows, markdown_table, per_task_claim, transfer_claim, write_page
+
+TASKS = ("rte", "mrpc")
+
+
+def _runs(scores: dict[str, dict[str, list[float]]], percent: dict[str, float]):
+    return {
+        row: {
+            task: {seed: {"score": s, "params": 1000, "percent": percent[row]} for seed, s in enumerate(values)}
+            for task, values in by_task.items()
+        }
+        for row, by_task in scores.items()
+    }
+
+
+PERCENT = {"full": 100.0, "pfeiffer": 0.5, "lora": 0.3, "autopeft-transfer": 0.2, "autopeft-task": 0.4}
+
+
+def test_cells_average_and_paired_seed_spread():
+    rows = build_rows(_runs({"lora": {"rte": [0.6, 0.7], "mrpc": [0.8, 0.9]}}, PERCENT), TASKS)
+    (row,) = rows
+    assert row.cells["rte"].mean == pytest.approx(0.65) and row.cells["rte"].std == pytest.approx(0.0707, abs=1e-4)
+    assert row.average == pytest.approx(0.75)
+    assert row.average_std == pytest.approx(0.0707, abs=1e-4)  # per-seed averages 0.7 and 0.8
+    assert row.cells["rte"].text() == "65.0 ± 7.1"
+
+
+def test_incomplete_rows_have_no_average_and_claims_wait():
+    rows = build_rows(_runs({"lora": {"rte": [0.6]}, "autopeft-transfer": {"rte": [0.7]}}, PERCENT), TASKS)
+    assert rows[0].average is None and not rows[0].complete
+    assert transfer_claim(rows).holds is None
+    assert per_task_claim(rows, TASKS).holds is None
+    assert "–" in markdown_table(rows, TASKS, {})
+
+
+def test_transfer_claim_holds_only_when_ahead_of_every_peft_method():
+    scores = {
+        "full": {"rte": [0.9, 0.9], "mrpc": [0.9, 0.9]},
+        "pfeiffer": {"rte": [0.6, 0.62], "mrpc": [0.8, 0.8]},
+        "lora": {"rte": [0.5, 0.5], "mrpc": [0.7, 0.7]},
+        "autopeft-transfer": {"rte": [0.65, 0.66], "mrpc": [0.8, 0.82]},
+    }
+    verdict = transfer_claim(build_rows(_runs(scores, PERCENT), TASKS))
+    assert verdict.holds is True and "beats 2 of 2" in verdict.text  # full fine-tuning is not a PEFT method
+    scores["pfeiffer"] = {"rte": [0.7, 0.7], "mrpc": [0.85, 0.85]}
+    verdict = transfer_claim(build_rows(_runs(scores, PERCENT), TASKS))
+    assert verdict.holds is False and "Serial adapter (Pfeiffer)" in verdict.text and "beats 1 of 2" in verdict.text
+
+
+def test_per_task_claim_against_full_fine_tuning_within_seed_spread():
+    scores = {
+        "full": {"rte": [0.60, 0.70], "mrpc": [0.80, 0.90]},
+        "autopeft-task": {"rte": [0.64, 0.64], "mrpc": [0.84, 0.84]},
+    }
+    verdict = per_task_claim(build_rows(_runs(scores, PERCENT), TASKS), TASKS)
+    assert verdict.holds is True and "2 of 2 tasks" in verdict.text  # 1 point behind, within the spread
+    scores["autopeft-task"] = {"rte": [0.40, 0.41], "mrpc": [0.60, 0.61]}
+    verdict = per_task_claim(build_rows(_runs(scores, PERCENT), TASKS), TASKS)
+    assert verdict.holds is False and "0 of 2 tasks" in verdict.text
+
+
+def test_page_has_table_claims_costs_and_plot(tmp_path):
+    scores = {
+        "full": {"rte": [0.6, 0.7], "mrpc": [0.8, 0.9]},
+        "lora": {"rte": [0.55, 0.6], "mrpc": [0.75, 0.8]},
+        "autopeft-transfer": {"rte": [0.62, 0.6], "mrpc": [0.8, 0.81]},
+        "autopeft-task": {"rte": [0.62, 0.6], "mrpc": [0.79, 0.8]},
+    }
+    page = Page(
+        model="tiny-bert",
+        tasks=TASKS,
+        seeds=(0, 1),
+        metric_names={"rte": "accuracy", "mrpc": "f1_accuracy_mean"},
+        fidelity={"epochs": 3, "max_train_samples": 1000, "batch_size": 16, "max_length": 128, "warmup_ratio": 0.06},
+        search={"trials": 20, "startup": 8, "sampler": "autopeft", "top": 1, "transfer_from": "rte", "fidelity": {}},
+        rows=tuple(build_rows(_runs(scores, PERCENT), TASKS)),
+        cells_expected=8,
+        search_costs={"rte": {"study": "s", "trials": 20, "cpu_seconds": 7200.0, "wall_seconds": 3600.0}},
+        chosen={"rte": ['{"serial":8,"parallel":0,"prefix":0,"lora":0,"layers":[0,1]}']},
+        machines={"host": "2 CPU threads"},
+        final_cpu_seconds=3600.0,
+        final_wall_seconds=1800.0,
+        lrs={"full": 2e-5, "lora": 5e-4},
+    )
+    path = tmp_path / "RESULTS.md"
+    figure = write_page(page, path)
+    text = path.read_text()
+    assert figure.is_file() and figure.stat().st_size > 5000
+    assert "| RTE (acc.) | MRPC (F1/acc.) | Avg | % params |" in text
+    assert "| Full fine-tuning | 65.0 ± 7.1 | 85.0 ± 7.1 | 75.0 ± 7.1 | 100 |" in text
+    assert "Incomplete" not in text
+    assert text.count("**holds**") + text.count("**does not hold**") == 2
+    assert "| RTE (`s`) | 20 | 2.00 | 1.00 |" in text
+    assert "serial adapter 8 @ layers 0-1" in text
