@@ -4,6 +4,7 @@ Optuna keeps finished trials read-only)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import sys
@@ -60,6 +61,42 @@ def run_seeds(
         "task": engine.task.name,
         "fidelity": fidelity.to_dict(),
     }
+
+
+def follow_up(
+    study: Any,
+    rows: Sequence[TrialRow],
+    task: Any,
+    fidelity: Any,
+    seeds: Sequence[int],
+    *,
+    device: str | None,
+    describe: Callable[[TrialRow], str],
+    store: Callable[[TrialRow, dict[str, Any]], None],
+    key: str,
+) -> None:
+    """Train each row's configuration on `task` with every seed (`run_seeds`), in the study's model.
+
+    `describe` gives the line announcing a row; `store` saves its summary into the study as soon as
+    it is known, so an interrupted run keeps what it finished. Prints one JSON line at the end:
+    the study, the task and, under `key`, mean, std and size per trial number.
+    """
+    from autopeft.engine import Engine
+
+    engine = Engine(study.user_attrs["model"], task, device=device)
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        print(f"trial {row.number}: {describe(row)}", flush=True)
+        summary = run_seeds(engine, row.config, fidelity, seeds)
+        store(row, summary)
+        print(f"trial {row.number}: {summary['metric']} {summary['mean']:.4f} ± {summary['std']:.4f}", flush=True)
+        table[str(row.number)] = {
+            "mean": summary["mean"],
+            "std": summary["std"],
+            "params": row.params,
+            "percent": row.percent,
+        }
+    print(json.dumps({"study": study.study_name, "task": task.name, "metric_name": task.metric_name, key: table}))
 
 
 def export_trial(study: Any, number: int, out: Path, make_engine: Callable[[], Any]) -> dict[str, Any]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import TYPE_CHECKING, Any
 
 from autopeft.cli.options import parse_seeds
+
+if TYPE_CHECKING:
+    from autopeft.engine import Fidelity
+    from autopeft.results import TrialRow
 
 HELP = "retrain Pareto configurations at full fidelity (train on train, report dev) with several seeds"
 
@@ -30,7 +34,7 @@ def add_final_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-eval-samples", type=int, help="cap the dev set (default: all of it)")
 
 
-def final_fidelity(args: argparse.Namespace):
+def final_fidelity(args: argparse.Namespace) -> Fidelity:
     from autopeft.engine import Fidelity
 
     changes = {"max_train_samples": args.max_train_samples, "max_eval_samples": args.max_eval_samples}
@@ -48,6 +52,17 @@ def chosen_trials(args: argparse.Namespace) -> list[int] | None:
         raise UserError(f"--trials {args.trials!r} is not a comma-separated list of trial numbers") from None
 
 
+def final_plan(args: argparse.Namespace) -> tuple[list[int], Fidelity, Any, list[TrialRow]]:
+    """The seeds, the fidelity, the study and the chosen trials of a follow-up (`retrain`, `transfer`)."""
+    from autopeft.followup import choose_rows
+    from autopeft.study import load_study, open_storage
+
+    seeds = parse_seeds(args.seeds)
+    fidelity = final_fidelity(args)
+    study = load_study(args.study, open_storage(args.storage))
+    return seeds, fidelity, study, choose_rows(study, args.top or (None if args.trials else 3), chosen_trials(args))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     add_final_arguments(parser)
@@ -55,32 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.cli.search import study_task
-    from autopeft.engine import Engine
-    from autopeft.followup import choose_rows, run_seeds
+    from autopeft.followup import follow_up
     from autopeft.results import retrain_key
-    from autopeft.study import load_study, open_storage
 
-    seeds = parse_seeds(args.seeds)
-    fidelity = final_fidelity(args)
-    study = load_study(args.study, open_storage(args.storage))
-    rows = choose_rows(study, args.top or (None if args.trials else 3), chosen_trials(args))
-    task = study_task(study, args.glue_dir)
-    engine = Engine(study.user_attrs["model"], task, device=args.device)
-    summaries = {}
-    for row in rows:
-        print(f"trial {row.number}: {row.config.describe()} ({row.params:,} params)", flush=True)
-        summary = run_seeds(engine, row.config, fidelity, seeds)
-        study.set_user_attr(retrain_key(row.number), summary)
-        print(f"trial {row.number}: {summary['metric']} {summary['mean']:.4f} ± {summary['std']:.4f}", flush=True)
-        summaries[row.number] = {
-            "mean": summary["mean"],
-            "std": summary["std"],
-            "params": row.params,
-            "percent": row.percent,
-        }
-    print(
-        json.dumps(
-            {"study": study.study_name, "task": task.name, "metric_name": task.metric_name, "retrained": summaries}
-        )
+    seeds, fidelity, study, rows = final_plan(args)
+    follow_up(
+        study,
+        rows,
+        study_task(study, args.glue_dir),
+        fidelity,
+        seeds,
+        device=args.device,
+        describe=lambda row: f"{row.config.describe()} ({row.params:,} params)",
+        store=lambda row, summary: study.set_user_attr(retrain_key(row.number), summary),
+        key="retrained",
     )
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import Any
 
-from autopeft.cli.options import add_data_arguments, parse_seeds, task_from_args
-from autopeft.cli.retrain import add_final_arguments, chosen_trials, final_fidelity
+from autopeft.cli.options import add_data_arguments, task_from_args
+from autopeft.cli.retrain import add_final_arguments, final_plan
 
 HELP = "train a study's Pareto configurations on another task and report mean ± std over seeds"
 
@@ -22,34 +22,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autopeft.engine import Engine
-    from autopeft.followup import choose_rows, run_seeds
-    from autopeft.results import transfer_key
-    from autopeft.study import load_study, open_storage
+    from autopeft.followup import follow_up
+    from autopeft.results import TrialRow, transfer_key
 
-    seeds = parse_seeds(args.seeds)
-    fidelity = final_fidelity(args)
-    study = load_study(args.study, open_storage(args.storage))
-    rows = choose_rows(study, args.top or (None if args.trials else 3), chosen_trials(args))
+    seeds, fidelity, study, rows = final_plan(args)
     task = task_from_args(args)
-    engine = Engine(study.user_attrs["model"], task, device=args.device)
-    results = {}
-    for row in rows:
-        print(f"trial {row.number}: {row.config.describe()} on {task.name}", flush=True)
-        summary = run_seeds(engine, row.config, fidelity, seeds)
-        results[str(row.number)] = {
-            **summary,
-            "config": row.config.to_dict(),
-            "params": row.params,
-            "percent": row.percent,
-        }
-        print(f"trial {row.number}: {task.metric_name} {summary['mean']:.4f} ± {summary['std']:.4f}", flush=True)
-        study.set_user_attr(transfer_key(task.name), results)  # saved after each configuration
-    table = {
-        n: {"mean": r["mean"], "std": r["std"], "params": r["params"], "percent": r["percent"]}
-        for n, r in results.items()
-    }
-    print(
-        json.dumps({"study": study.study_name, "task": task.name, "metric_name": task.metric_name, "transfer": table})
+    results: dict[str, dict[str, Any]] = {}
+
+    def store(row: TrialRow, summary: dict[str, Any]) -> None:
+        extra = {"config": row.config.to_dict(), "params": row.params, "percent": row.percent}
+        results[str(row.number)] = {**summary, **extra}
+        study.set_user_attr(transfer_key(task.name), results)  # every configuration so far, under the task's key
+
+    follow_up(
+        study,
+        rows,
+        task,
+        fidelity,
+        seeds,
+        device=args.device,
+        describe=lambda row: f"{row.config.describe()} on {task.name}",
+        store=store,
+        key="transfer",
     )
     return 0

@@ -19,16 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autopeft.errors import UserError
-from autopeft.optim.bridge import optuna_distributions, params_from_config, vector_from_params
+from autopeft.optim.bridge import vector_from_params
 from autopeft.optim.budget import Budget
-from autopeft.optim.history import History, fixed_params, trial_rng
-from autopeft.optim.sampler import AutoPEFTOptions, AutoPEFTSampler
+from autopeft.optim.history import History, trial_rng
+from autopeft.optim.sampler import AutoPEFTOptions, AutoPEFTSampler, FullSpaceSampler
 from autopeft.params import ModelDims
 from autopeft.space import PEFTConfig, SearchSpace
 
@@ -45,58 +44,15 @@ BASELINE_STARTUP = 10  # random trials before TPE and GPSampler model, as AutoPE
 NSGA2_POPULATION = 10  # Optuna's default of 50 would leave NSGA-II random for a 40-trial budget
 
 
-class _FullSpaceSampler(BaseSampler):
-    """A sampler that proposes every dimension of the PEFT space at once, from `_propose`."""
-
-    def __init__(self, space: SearchSpace, budget: Budget, seed: int | None) -> None:
-        self.space = space
-        self.budget = budget
-        self.seed = seed
-        self._distributions = optuna_distributions(space)
-        self._independent = RandomSampler(seed=seed)
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._distributions)
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        if not search_space or set(self._distributions) <= set(fixed_params(trial)):
-            return {}
-        return params_from_config(self.space, self._propose(study, trial))
-
-    def sample_independent(
-        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
-    ) -> Any:
-        return self._independent.sample_independent(study, trial, param_name, param_distribution)
-
-    def reseed_rng(self) -> None:
-        self._independent.reseed_rng()
-
-    def _propose(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
-        raise NotImplementedError
-
-
-class RandomConfigSampler(_FullSpaceSampler):
+class RandomConfigSampler(FullSpaceSampler):
     """Random search: uniform over allowed configurations not already taken (or over unused candidates)."""
 
-    def __init__(
-        self, space: SearchSpace, budget: Budget, seed: int | None, candidates: Sequence[PEFTConfig] | None = None
-    ) -> None:
-        super().__init__(space, budget, seed)
-        self.candidates = _allowed_candidates(budget, candidates)
-
-    def _propose(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
+    def suggest(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
         history = History.of(study, self.space, trial)
-        taken = history.seen | set(history.pending)
-        rng = trial_rng(self.seed, trial.number)
-        if self.candidates is None:
-            return self.budget.sample(rng, exclude=taken)
-        free = [c for c in self.candidates if c not in taken]
-        return rng.choice(free or list(self.candidates))
+        return self._random(trial_rng(self.seed, trial.number), history.seen | set(history.pending))
 
 
-class ProjectedSampler(_FullSpaceSampler):
+class ProjectedSampler(FullSpaceSampler):
     """An Optuna sampler whose proposals are projected onto the allowed configurations.
 
     The inner sampler proposes the dimensions (relative sampling where it has a model, independent
@@ -112,11 +68,10 @@ class ProjectedSampler(_FullSpaceSampler):
         seed: int | None,
         candidates: Sequence[PEFTConfig] | None = None,
     ) -> None:
-        super().__init__(space, budget, seed)
+        super().__init__(space, budget, seed, candidates)
         self.inner = inner
-        self.candidates = _allowed_candidates(budget, candidates)
 
-    def _propose(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
+    def suggest(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
         inner_space = self.inner.infer_relative_search_space(study, trial)
         params = dict(self.inner.sample_relative(study, trial, inner_space)) if inner_space else {}
         for name, distribution in self._distributions.items():
@@ -146,15 +101,6 @@ def _distance(a: Sequence[float], b: Sequence[float]) -> tuple[int, float]:
     """(differing dimensions, summed encoded difference) between two encoded configurations."""
     diffs = [abs(u - v) for u, v in zip(a, b, strict=True)]
     return sum(d > 1e-9 for d in diffs), sum(diffs)
-
-
-def _allowed_candidates(budget: Budget, candidates: Sequence[PEFTConfig] | None) -> tuple[PEFTConfig, ...] | None:
-    if candidates is None:
-        return None
-    allowed = tuple(c for c in dict.fromkeys(candidates) if budget.allows(c))
-    if not allowed:
-        raise UserError("no candidate configuration is valid and within the budget")
-    return allowed
 
 
 def _optuna_sampler(name: str, seed: int | None, opts: dict[str, Any]) -> BaseSampler:

@@ -20,6 +20,7 @@ import logging
 import random
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,7 +79,62 @@ class AutoPEFTOptions:
             object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
 
 
-class AutoPEFTSampler(BaseSampler):
+class FullSpaceSampler(BaseSampler):
+    """An Optuna sampler that proposes every dimension of the PEFT space at once, from `suggest`.
+
+    The base of AutoPEFT and the baselines (`baselines.py`), so that all of them treat enqueued
+    trials, parameters outside the space and a finite candidate set alike.
+
+    Args:
+        space: the search space; its dimensions are the trial params (`bridge.optuna_distributions`).
+        budget: the allowed configurations.
+        seed: None: not reproducible.
+        candidates: propose only these (those the budget allows); None: any allowed configuration.
+    """
+
+    def __init__(
+        self, space: SearchSpace, budget: Budget, seed: int | None, candidates: Sequence[PEFTConfig] | None = None
+    ) -> None:
+        self.space = space
+        self.budget = budget
+        self.seed = seed
+        self.candidates = _allowed_candidates(budget, candidates)
+        self._distributions = optuna_distributions(space)
+        self._independent = RandomSampler(seed=seed)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or set(self._distributions) <= set(fixed_params(trial)):
+            return {}  # an enqueued trial: its configuration is already fixed
+        return params_from_config(self.space, self.suggest(study, trial))
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        # Only parameters outside the PEFT space (or of a partly enqueued trial) come here.
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        # Suggestions draw from per-trial streams (`history.trial_rng`); only the fallback has state.
+        self._independent.reseed_rng()
+
+    def suggest(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
+        """The configuration for `trial`."""
+        raise NotImplementedError
+
+    def _random(self, rng: random.Random, taken: set[PEFTConfig]) -> PEFTConfig:
+        """Uniform over the allowed configurations (or candidates) not in `taken`; any candidate if all are."""
+        if self.candidates is None:
+            return self.budget.sample(rng, exclude=taken)
+        free = [c for c in self.candidates if c not in taken]
+        return rng.choice(free or list(self.candidates))
+
+
+class AutoPEFTSampler(FullSpaceSampler):
     """Multi-objective BO of PEFT configurations (Zhou et al., TACL 2024), exact parameter objective.
 
     Suggestions are always valid configurations of `space` within the budget, and never one that
@@ -104,43 +160,14 @@ class AutoPEFTSampler(BaseSampler):
         **overrides: Any,
     ) -> None:
         options = replace(options or AutoPEFTOptions(), **overrides)
-        self.space = space
+        budget = Budget.of(space, dims, options.max_params, options.max_percent)
+        super().__init__(space, budget, options.seed, options.candidates)
         self.dims = dims
         self.num_labels = num_labels
         self.options = options
-        self.budget = Budget.of(space, dims, options.max_params, options.max_percent)
-        self._distributions = optuna_distributions(space)
-        self._independent = RandomSampler(seed=options.seed)
-        self._candidates: tuple[PEFTConfig, ...] | None = None
-        if options.candidates is not None:
-            self._candidates = tuple(c for c in options.candidates if self.budget.allows(c))
-            if not self._candidates:
-                raise UserError("no candidate configuration is valid and within the budget")
 
     def param_count(self, config: PEFTConfig) -> ParamCount:
         return param_count(config, self.dims, self.num_labels)
-
-    # --- the Optuna sampler interface ----------------------------------------------------------
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._distributions)
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        if not search_space or set(self._distributions) <= set(fixed_params(trial)):
-            return {}  # an enqueued trial: its configuration is already fixed
-        return params_from_config(self.space, self.suggest(study, trial))
-
-    def sample_independent(
-        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
-    ) -> Any:
-        # Only parameters outside the PEFT space (or of a partly enqueued trial) come here.
-        return self._independent.sample_independent(study, trial, param_name, param_distribution)
-
-    def reseed_rng(self) -> None:
-        # Suggestions draw from per-trial streams (`history.trial_rng`); only the fallback has state.
-        self._independent.reseed_rng()
 
     # --- suggestions --------------------------------------------------------------------------
 
@@ -164,12 +191,6 @@ class AutoPEFTSampler(BaseSampler):
             config = None
         return config if config is not None else self._random(rng, taken)
 
-    def _random(self, rng: random.Random, taken: set[PEFTConfig]) -> PEFTConfig:
-        if self._candidates is None:
-            return self.budget.sample(rng, exclude=taken)
-        free = [c for c in self._candidates if c not in taken]
-        return rng.choice(free or list(self._candidates))
-
     def _optimise(
         self, history: History, rng: random.Random, taken: set[PEFTConfig], seed: int, multi: bool
     ) -> PEFTConfig | None:
@@ -187,8 +208,8 @@ class AutoPEFTSampler(BaseSampler):
             acqf = self._acquisition(history, seed, multi)
             fitted = time.perf_counter()
             scorer = acquisition_score(acqf, self.space)
-            if self._candidates is not None:
-                best = best_of(scorer, [c for c in self._candidates if c not in taken])
+            if self.candidates is not None:
+                best = best_of(scorer, [c for c in self.candidates if c not in taken])
             else:
                 starts = self._starts(history, rng, taken)
                 best = local_search(scorer, starts, self.space.neighbours, self.budget.allows, exclude=taken)
@@ -247,6 +268,15 @@ class AutoPEFTSampler(BaseSampler):
         starts = [history.configs[i] for i in front]
         starts += [self.budget.sample(rng, exclude=taken) for _ in range(self.options.random_starts)]
         return starts
+
+
+def _allowed_candidates(budget: Budget, candidates: Sequence[PEFTConfig] | None) -> tuple[PEFTConfig, ...] | None:
+    if candidates is None:
+        return None
+    allowed = tuple(c for c in dict.fromkeys(candidates) if budget.allows(c))
+    if not allowed:
+        raise UserError("no candidate configuration is valid and within the budget")
+    return allowed
 
 
 def _check_directions(study: Study) -> None:
