@@ -68,3 +68,12 @@ def test_default_learning_rates_cover_every_family():
     assert family_of(PEFTConfig.shared([0], prefix=8)) == "prefix"
     assert family_of(PEFTConfig.shared([0], lora=8)) == "lora"
     assert family_of(PEFTConfig.shared([0], serial=8, prefix=4)) == "mixed"
+
+
+def test_pooling_knob():
+    assert Fidelity.parse("pooling=mean").pooling == "mean" and Fidelity().pooling == "cls"
+    with pytest.raises(FidelityError, match="pooling must be one of cls, mean"):
+        Fidelity.parse("pooling=max")
+    # a fidelity stored before the knob existed reads back with the default the trials used
+    old = {k: v for k, v in Fidelity().to_dict().items() if k != "pooling"}
+    assert Fidelity.from_dict(old) == Fidelity()

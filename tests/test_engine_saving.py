@@ -107,3 +107,22 @@ def test_a_failed_trial_leaves_no_earlier_adapters(engine, tmp_path):
     assert failed.status == "failed"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "metrics.json"]
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("item", [PARTIAL, "prefix"], ids=["partial-layers", "prefix"])
+def test_mean_pooling_head_reloads_as_itself(engine, tmp_path, item):
+    from autopeft.peft.heads import register_heads
+
+    result = engine.run_trial(item, FAST.replace(pooling="mean"), seed=5, out_dir=tmp_path)
+    assert result.ok and result.fidelity["pooling"] == "mean"
+    split, rows, logits = load_predictions(tmp_path)
+    assert np.array_equal(engine.logits(View(split, rows), model=load_trial(tmp_path)), logits)
+    setup = json.loads((tmp_path / "setup.json").read_text())
+    model = models.load_adapter_model(models.resolve(setup["model"]))
+    names = [model.load_adapter(str(tmp_path / "adapters" / name)) for name in setup["adapters"]]
+    enable_ffn_branches(model)
+    register_heads(model)  # adapters' loader needs the custom head type registered
+    model.load_head(str(tmp_path / "adapters" / "task"))
+    model.set_active_adapters(Stack(*names))
+    model.active_head = "task"
+    assert np.array_equal(engine.logits(View(split, rows), model=model), logits)

@@ -197,3 +197,33 @@ def test_param_count_percent_uses_backbone(tiny_bert):
     count = param_count(config, tiny_bert.dims)
     assert count.peft == 4 * (2 * 32 * 32 + 32 + 32)
     assert count.percent == pytest.approx(100 * count.peft / tiny_bert.dims.backbone_params)
+
+
+def test_mean_pooling_head_reads_the_masked_mean(tiny_bert):
+    from adapters.heads import ClassificationHead
+
+    from autopeft.peft.heads import MEAN_POOL_HEAD, MeanPoolClassificationHead
+
+    model = tiny_bert.model
+    handle = attach_config(model, PEFTConfig.shared([0, 1], serial=4), tiny_bert.dims, 2, pooling="mean")
+    try:
+        head = model.heads["task"]
+        assert isinstance(head, MeanPoolClassificationHead) and head.config["head_type"] == MEAN_POOL_HEAD
+        ids = torch.tensor([[101, 7, 8, 9, 102], [101, 5, 102, 0, 0]])
+        mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+        with torch.no_grad():
+            hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            expected = torch.stack([hidden[0].mean(0), hidden[1, :3].mean(0)])  # padding left out
+            reference = ClassificationHead.forward(head, (hidden,), cls_output=expected)[0]
+            first_token = ClassificationHead.forward(head, (hidden,))[0]
+        assert torch.allclose(logits, reference, atol=1e-6)
+        assert not torch.allclose(logits, first_token)
+        # padding more does not change the mean
+        longer = torch.cat([ids, torch.zeros(2, 3, dtype=ids.dtype)], 1)
+        with torch.no_grad():
+            padded = model(input_ids=longer, attention_mask=torch.cat([mask, torch.zeros(2, 3, dtype=mask.dtype)], 1))
+        assert torch.allclose(padded.logits, logits, atol=1e-5)
+    finally:
+        detach(model, handle)
+    assert "task" not in model.heads

@@ -84,3 +84,15 @@ def test_trial_of_a_dead_local_process_is_failed_and_retried(tmp_path):
     assert st.fail_interrupted_trials(study) == []  # idempotent
     retried = study.ask(dist)
     assert retried.params == dead.params
+
+
+def test_a_fidelity_stored_before_a_new_knob_continues_with_its_default(tmp_path):
+    from autopeft.engine import Fidelity
+
+    storage = _storage(tmp_path)
+    old = {k: v for k, v in Fidelity().to_dict().items() if k != "pooling"}
+    st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": old}))
+    st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": Fidelity().to_dict()}))
+    mean = Fidelity(pooling="mean").to_dict()
+    with pytest.raises(st.StudyError, match="created with fidelity"):
+        st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": mean}))

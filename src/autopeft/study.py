@@ -148,11 +148,25 @@ def check_identity(study: optuna.Study, identity: StudyIdentity) -> None:
         raise StudyError(f"study {study.study_name!r} was not made by autopeft search")
     for key in IDENTITY_KEYS:
         wanted = identity.attrs()[key]
-        if stored.get(key) != wanted:
+        have = stored.get(key)
+        same = have == wanted
+        if key == "fidelity" and isinstance(have, dict) and isinstance(wanted, dict):
+            same = _known_fidelity(have) == _known_fidelity(wanted)
+        if not same:
             raise StudyError(
                 f"study {study.study_name!r} was created with {key} {_show(stored.get(key))}, "
                 f"not {_show(wanted)}; use another --study name or the same {key}"
             )
+
+
+def _known_fidelity(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored fidelity with knobs added since it was stored at their defaults (which it trained with)."""
+    from autopeft.engine.fidelity import Fidelity, FidelityError
+
+    try:
+        return Fidelity.from_dict(stored).to_dict()
+    except (FidelityError, TypeError):
+        return stored
 
 
 def _show(value: Any) -> str:

@@ -111,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
     done = {(row["config"], int(row["seed"])) for row in rows}
     meta = args.out.with_suffix(".json")
     setting = {"model": args.model, "task": task.name, "space": args.space, "fidelity": fidelity.to_dict()}
-    if meta.is_file() and json.loads(meta.read_text())["setting"] != setting:
+    stored = json.loads(meta.read_text())["setting"] if meta.is_file() else setting
+    # a pool made before a fidelity knob existed trained with its default
+    stored = {**stored, "fidelity": Fidelity.from_dict(stored["fidelity"]).to_dict()}
+    if stored != setting:
         raise UserError(f"{args.out} was made with other settings ({meta}); use another --out")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     jobs = [

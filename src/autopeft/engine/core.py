@@ -189,9 +189,9 @@ class Engine:
             self._check_plan(plan)
             seed_everything(seed)
             if isinstance(item, Method):
-                handle = attach_method(self.model, item, self.dims, self.task.num_labels)
+                handle = attach_method(self.model, item, self.dims, self.task.num_labels, fidelity.pooling)
             else:
-                handle = attach_config(self.model, item, self.dims, self.task.num_labels)
+                handle = attach_config(self.model, item, self.dims, self.task.num_labels, fidelity.pooling)
             self.model.to(self.device)
             if handle.regime != "adapters":
                 saved_backbone = {

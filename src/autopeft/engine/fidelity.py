@@ -43,6 +43,9 @@ def family_of(item: PEFTConfig | Method) -> str:
     return families.pop() if len(families) == 1 else "mixed"
 
 
+POOLINGS = ("cls", "mean")  # the heads of autopeft.peft.heads
+
+
 class FidelityError(UserError):
     """A malformed or out-of-range fidelity; the message names the knob."""
 
@@ -69,6 +72,7 @@ class Fidelity:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm; 0 turns it off"})
     heldout_fraction: float = field(default=0.1, metadata={"help": "share of train held out to score a search"})
     split_seed: int = field(default=0, metadata={"help": "seed of the held-out slice and the subsets"})
+    pooling: str = field(default="cls", metadata={"help": "what the head reads: cls (first token) or mean"})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -98,6 +102,8 @@ class Fidelity:
                 raise FidelityError(f"fidelity {name} must be in (0, {upper}], got {value}")
         if self.max_train_samples is not None and self.train_fraction is not None:
             raise FidelityError("give max_train_samples or train_fraction, not both")
+        if self.pooling not in POOLINGS:
+            raise FidelityError(f"fidelity pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise FidelityError(f"fidelity warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("weight_decay", "max_grad_norm", "split_seed"):
@@ -182,6 +188,8 @@ def _parse_value(f: dataclasses.Field, raw: str) -> Any:
             raise FidelityError(f"fidelity {f.name} cannot be none")
         return None
     kind = _base_type(f)
+    if kind is str:
+        return raw
     try:
         number = float(raw.replace("_", ""))
     except ValueError:

@@ -71,6 +71,7 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
 
     from autopeft import models
     from autopeft.peft.ffn_branch import enable_ffn_branches
+    from autopeft.peft.heads import register_heads
 
     out_dir = Path(out_dir)
     setup_path = out_dir / "setup.json"
@@ -85,6 +86,7 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(out_dir / BACKBONE_FILE)), strict=False)
+    register_heads(model)  # a mean-pooling head loads as itself, not as adapters' first-token head
     model.load_head(str(out_dir / ADAPTERS_DIR / HEAD_NAME))
     if names:
         model.set_active_adapters(Stack(*names))

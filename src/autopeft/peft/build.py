@@ -27,6 +27,7 @@ from adapters.composition import Stack
 from autopeft.methods import Method
 from autopeft.params import ModelDims
 from autopeft.peft.ffn_branch import enable_ffn_branches
+from autopeft.peft.heads import add_head
 from autopeft.space import PEFTConfig
 
 # Ejecting prefix-tuning runs a forward with no adapter active, which adapters warns about on every
@@ -93,18 +94,23 @@ class PEFTHandle:
 
 
 def attach(
-    model: Any, configs: dict[str, Any], num_labels: int, regime: str = "adapters", name: str = "autopeft"
+    model: Any,
+    configs: dict[str, Any],
+    num_labels: int,
+    regime: str = "adapters",
+    name: str = "autopeft",
+    pooling: str = "cls",
 ) -> PEFTHandle:
     """Add adapters and a fresh 2-layer head; make only what the regime trains require grad.
 
     `regime` is "adapters" (only adapters and head train), "full" (everything) or "bitfit"
-    (backbone biases and head).
+    (backbone biases and head). `pooling`: the head reads the first token ("cls") or the mean ("mean").
     """
     names = [f"{name}_{kind}" for kind in configs]
     for adapter_name, adapter_config in zip(names, configs.values(), strict=True):
         model.add_adapter(adapter_name, config=adapter_config)
     enable_ffn_branches(model)
-    model.add_classification_head(HEAD_NAME, num_labels=num_labels, layers=2, overwrite_ok=True)
+    add_head(model, HEAD_NAME, num_labels, pooling)
     handle = PEFTHandle(names, regime)
     if regime == "adapters":
         model.train_adapter(handle.setup)
@@ -118,13 +124,13 @@ def attach(
     return handle
 
 
-def attach_config(model: Any, config: PEFTConfig, dims: ModelDims, num_labels: int) -> PEFTHandle:
-    return attach(model, adapter_configs(config, dims), num_labels)
+def attach_config(model: Any, config: PEFTConfig, dims: ModelDims, num_labels: int, pooling: str = "cls") -> PEFTHandle:
+    return attach(model, adapter_configs(config, dims), num_labels, pooling=pooling)
 
 
-def attach_method(model: Any, method: Method, dims: ModelDims, num_labels: int) -> PEFTHandle:
+def attach_method(model: Any, method: Method, dims: ModelDims, num_labels: int, pooling: str = "cls") -> PEFTHandle:
     regime = method.name if method.name in ("full", "bitfit") else "adapters"
-    return attach(model, method_adapter_configs(method, dims), num_labels, regime)
+    return attach(model, method_adapter_configs(method, dims), num_labels, regime, pooling=pooling)
 
 
 def detach(model: Any, handle: PEFTHandle) -> None:
