@@ -31,6 +31,7 @@ def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path,
     manual = {k: v for k, v in attrs.items() if k.startswith("run:")}
     assert len(manual) == 2 * 2 * 2  # methods x tasks x seeds
     assert {k.split(":", 3)[3] for k in manual} == {"pfeiffer", "lora"}
+    assert {v["lr"] for v in manual.values()} == {1e-3}  # the bench's short-budget PEFT rate, not 1e-4/5e-4
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| Serial adapter (Pfeiffer) |" in text and "| LoRA |" in text and "not measured yet" in text
     capsys.readouterr()
@@ -73,6 +74,8 @@ def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path
     assert _bench(glue_dir, tmp_path, "--tasks", "rte,squad") == 2
     assert "unknown GLUE task 'squad'" in capsys.readouterr().err
     assert _bench(glue_dir, tmp_path, "--tasks", "cola", "--transfer-from", "rte") == 2
+    assert _bench(glue_dir, tmp_path, "--lrs", "adapters=1e-3") == 2
+    assert "--lrs wants family=lr" in capsys.readouterr().err
     assert _attrs(tmp_path) == before
 
 

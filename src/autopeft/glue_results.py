@@ -278,10 +278,9 @@ def write_page(page: Page, path: Path) -> Path:
         f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
         f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
         f" AdamW with {fid.get('warmup_ratio')} warm-up and linear decay; the best of the per-epoch evaluations on the"
-        " whole dev set is reported (as the paper, which reports the best dev epoch). Learning rates are each"
-        " family's default (`autopeft.engine.DEFAULT_LRS`)"
-        + (f" unless the fidelity sets one (here lr={fid['lr']})" if fid.get("lr") else "")
-        + ": "
+        " whole dev set is reported (as the paper, which reports the best dev epoch); the head reads the"
+        f" {'mean of the tokens' if fid.get('pooling') == 'mean' else 'first token'}. Learning rates by method"
+        " family, for this short budget (`--lrs`): "
         + ", ".join(f"{_title(r)} {lr:g}" for r, lr in page.lrs.items())
         + ".",
         f"- AutoPEFT searches: {page.search.get('trials')} trials ({page.search.get('startup')} random, then"
