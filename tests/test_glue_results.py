@@ -87,6 +87,7 @@ def test_page_has_table_claims_costs_and_plot(tmp_path):
         final_cpu_seconds=3600.0,
         final_wall_seconds=1800.0,
         lrs={"full": 2e-5, "lora": 5e-4},
+        notes="Why RTE stays at chance here.",
     )
     path = tmp_path / "RESULTS.md"
     figure = write_page(page, path)
@@ -98,3 +99,4 @@ def test_page_has_table_claims_costs_and_plot(tmp_path):
     assert text.count("**holds**") + text.count("**does not hold**") == 2
     assert "| RTE (`s`) | 20 | 2.00 | 1.00 |" in text
     assert "serial adapter 8 @ layers 0-1" in text
+    assert "## Discussion\n\nWhy RTE stays at chance here." in text

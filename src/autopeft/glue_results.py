@@ -32,6 +32,16 @@ ROW_TITLES = {
 }
 
 
+TASK_TITLES = {
+    "cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B",
+    "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI",
+}  # fmt: skip
+
+
+def task_title(task: str) -> str:
+    return TASK_TITLES.get(task, task)
+
+
 @dataclass(frozen=True)
 class Cell:
     """A row's result on one task over seeds: score mean and sample std (x1), parameters."""
@@ -166,7 +176,7 @@ def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str]) -> Verdict:
         a, b = best.cells[task], full.cells[task]
         within = abs(a.mean - b.mean) <= max(a.std, b.std)
         wins += a.mean >= b.mean or within
-        per_task.append(f"{task} {100 * a.mean:.1f} vs {100 * b.mean:.1f}")
+        per_task.append(f"{task_title(task)} {100 * a.mean:.1f} vs {100 * b.mean:.1f}")
     margin = 100 * (best.average - full.average)
     noise = 100 * max(best.average_std or 0.0, full.average_std or 0.0)
     holds = margin >= -noise
@@ -180,7 +190,7 @@ def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str]) -> Verdict:
 
 
 def markdown_table(rows: Sequence[RowResult], tasks: Sequence[str], metric_names: Mapping[str, str]) -> str:
-    head = ["Method", *(f"{t.upper()} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
+    head = ["Method", *(f"{task_title(t)} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for row in rows:
         cells = [row.cells[t].text() if t in row.cells else "–" for t in tasks]
@@ -251,6 +261,7 @@ class Page:
     final_cpu_seconds: float
     final_wall_seconds: float
     lrs: dict[str, float]  # row -> learning rate used
+    notes: str | None = None  # hand-written discussion, kept across rewrites of the page
 
 
 def write_page(page: Page, path: Path) -> Path:
@@ -260,7 +271,7 @@ def write_page(page: Page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = path.with_suffix(".png")
     rows = list(page.rows)
-    plot(rows, figure, f"{page.model}: average over {', '.join(t.upper() for t in page.tasks)}")
+    plot(rows, figure, f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}")
     cells = sum(len(r.cells) for r in rows)
     complete = cells >= page.cells_expected and all(r.complete for r in rows)
     fid = page.fidelity
@@ -272,7 +283,7 @@ def write_page(page: Page, path: Path) -> Path:
         "",
         "## Setup",
         "",
-        f"- Model: `{page.model}`. Tasks: {', '.join(t.upper() for t in page.tasks)} (every GLUE task in the"
+        f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (every GLUE task in the"
         f" data folder unless named). Seeds: {', '.join(map(str, page.seeds))}; cells are mean ± sample std over"
         " seeds, x100.",
         f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
@@ -288,7 +299,7 @@ def write_page(page: Page, path: Path) -> Path:
         f" {page.search.get('max_params')} of the backbone, at the search fidelity"
         f" {_words(page.search.get('fidelity', {}))}, scored on a held-out 10 % of train (dev is never seen by a"
         f" search). The best {page.search.get('top')} Pareto configuration(s) by search score are trained as above."
-        f" *Transferred*: from the search on {str(page.search.get('transfer_from', '')).upper()}, trained on every"
+        f" *Transferred*: from the search on {task_title(str(page.search.get('transfer_from', '')))}, trained on every"
         " task; *per task*: each task's own search.",
         "",
         "## Results",
@@ -303,16 +314,18 @@ def write_page(page: Page, path: Path) -> Path:
     for verdict in (transfer_claim(rows), per_task_claim(rows, page.tasks)):
         state = {True: "**holds**", False: "**does not hold**", None: "**not measured yet**"}[verdict.holds]
         lines += [f"- *{verdict.claim}*: {state}. {verdict.text}", ""]
+    if page.notes:
+        lines += ["## Discussion", "", page.notes.strip(), ""]
     lines += ["## Configurations found", ""]
     for task, configs in page.chosen.items():
         for k, text in enumerate(configs, start=1):
-            lines.append(f"- {task.upper()} #{k}: {PEFTConfig.from_json(text).describe()} (`{text}`)")
+            lines.append(f"- {task_title(task)} #{k}: {PEFTConfig.from_json(text).describe()} (`{text}`)")
     if not page.chosen:
         lines.append("- none yet")
     lines += ["", "## Cost", "", "| Search | Trials | CPU hours | Wall hours |", "|---|---:|---:|---:|"]
     for task, cost in page.search_costs.items():
         lines.append(
-            f"| {task.upper()} (`{cost.get('study')}`) | {cost.get('trials')} | {cost['cpu_seconds'] / 3600:.2f} |"
+            f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} | {cost['cpu_seconds'] / 3600:.2f} |"
             f" {cost['wall_seconds'] / 3600:.2f} |"
         )
     lines += [

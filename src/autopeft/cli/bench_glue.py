@@ -65,7 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the bench study (default: glue-<model>)")
     parser.add_argument("--jobs", type=int, default=1, help="final runs at once in single-thread workers (default 1)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
-    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="the results page (default RESULTS.md)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("RESULTS.md"),
+        help="the results page (default RESULTS.md); RESULTS.notes.md beside it, if there, goes in as its discussion",
+    )
     parser.add_argument("--report-only", action="store_true", help="write the results page from stored runs only")
 
 
@@ -385,6 +390,7 @@ class Bench:
             final_cpu_seconds=sum(r.get("cpu_seconds", 0.0) for r in runs),
             final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
             lrs=lrs,
+            notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
         )
         write_page(page, self.out)
 
