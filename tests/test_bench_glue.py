@@ -62,6 +62,9 @@ def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path,
     assert _bench(glue_dir, tmp_path) == 0  # all done: nothing trained or searched again
     after = _attrs(tmp_path)
     assert {k: v for k, v in after.items() if k != "machines"} == {k: v for k, v in before.items() if k != "machines"}
+    (tmp_path / "RESULTS.md").unlink()
+    assert _bench(glue_dir, tmp_path, "--report-only") == 0
+    assert (tmp_path / "RESULTS.md").read_text() == text and _attrs(tmp_path) == after
 
 
 def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path, capsys):
@@ -76,6 +79,8 @@ def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path
     assert _bench(glue_dir, tmp_path, "--tasks", "cola", "--transfer-from", "rte") == 2
     assert _bench(glue_dir, tmp_path, "--lrs", "adapters=1e-3") == 2
     assert "--lrs wants family=lr" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--report-only", "--name", "nothing") == 2
+    assert "no study named 'nothing'" in capsys.readouterr().err
     assert _attrs(tmp_path) == before
 
 

@@ -154,7 +154,13 @@ def run(args: argparse.Namespace) -> int:
 
         for t in tasks:
             load_task(**data[t])  # every task's data is there before anything is stored
-    bench = Bench(open_storage(args.storage), args.name or f"glue-{Path(args.model.rstrip('/')).name}", settings)
+    storage = open_storage(args.storage)
+    name = args.name or f"glue-{Path(args.model.rstrip('/')).name}"
+    if args.report_only:
+        from autopeft.study import load_study
+
+        load_study(name, storage)  # a missing bench study is an error, not a new empty one
+    bench = Bench(storage, name, settings)
     bench.seeds, bench.tasks, bench.methods, bench.out = seeds, tasks, methods, args.out
     if args.report_only:
         bench.write()
