@@ -112,14 +112,18 @@ def test_unreachable_storage_and_unknown_study(tmp_path):
 
 
 def _states(db: Path) -> list[tuple[int, str, int]]:
-    """(number, state, params set) of every trial, read from Optuna's SQLite schema without a lock."""
+    """(number, state, configuration chosen) of every trial, read from Optuna's SQLite schema without a lock.
+
+    The search stores the `config` user attribute once every parameter of the trial is suggested.
+    """
     import sqlite3
 
     if not db.exists():
         return []
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            query = "SELECT number, state, (SELECT COUNT(*) FROM trial_params p WHERE p.trial_id = t.trial_id)"
+            chosen = "SELECT COUNT(*) FROM trial_user_attributes u WHERE u.trial_id = t.trial_id AND u.key = 'config'"
+            query = f"SELECT number, state, ({chosen})"
             return conn.execute(query + " FROM trials t ORDER BY number").fetchall()
     except sqlite3.Error:  # tables not created yet, or a write in progress
         return []
@@ -138,8 +142,8 @@ def test_sigkill_then_the_same_command_continues(tmp_path):
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
             states = _states(tmp_path / "s.db")  # read-only SQL: never blocks the writer
-            # a running trial whose configuration is chosen, so that its retry must repeat it
-            running = [n for n, state, params in states if state == "RUNNING" and params]
+            # a running trial whose whole configuration is chosen, so that its retry must repeat it
+            running = [n for n, state, chosen in states if state == "RUNNING" and chosen]
             if sum(state == "COMPLETE" for _, state, _ in states) >= 1 and running:
                 os.kill(proc.pid, signal.SIGKILL)
                 killed = _trials(url, "k")[running[0]]
