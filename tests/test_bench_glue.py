@@ -63,7 +63,7 @@ def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path,
     after = _attrs(tmp_path)
     assert {k: v for k, v in after.items() if k != "machines"} == {k: v for k, v in before.items() if k != "machines"}
     (tmp_path / "RESULTS.md").unlink()
-    assert _bench(glue_dir, tmp_path, "--report-only") == 0
+    assert _bench(glue_dir, tmp_path, "--report-only", "--fidelity", "epochs=9") == 0  # the stored settings count
     assert (tmp_path / "RESULTS.md").read_text() == text and _attrs(tmp_path) == after
 
 
@@ -81,6 +81,14 @@ def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path
     assert "--lrs wants family=lr" in capsys.readouterr().err
     assert _bench(glue_dir, tmp_path, "--report-only", "--name", "nothing") == 2
     assert "no study named 'nothing'" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--sampler", "cmaes") == 2
+    assert "unknown --sampler 'cmaes'" in capsys.readouterr().err
+    assert _bench(glue_dir, tmp_path, "--max-params", "lots") == 2
+    storage = f"sqlite:///{tmp_path / 'bench.db'}"
+    optuna.create_study(study_name="a-search", storage=storage).set_user_attr("task", "rte")
+    assert _bench(glue_dir, tmp_path, "--name", "a-search", "--no-search") == 2
+    assert "is not a GLUE bench" in capsys.readouterr().err
+    assert optuna.load_study(study_name="a-search", storage=storage).user_attrs == {"task": "rte"}
     assert _attrs(tmp_path) == before
 
 

@@ -133,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--transfer-from {args.transfer_from} is not among the tasks ({', '.join(tasks)})")
     if args.search_trials < 2 or args.top < 1 or args.jobs < 1:
         raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
+    from autopeft.cli.search import SAMPLER_NAMES, parse_max_params
+
+    if args.sampler not in SAMPLER_NAMES:  # now, not hours later when the first search starts
+        raise UserError(f"unknown --sampler {args.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+    parse_max_params(args.max_params)
     settings = {
         "model": args.model,
         "fidelity": fidelity.to_dict(),
@@ -160,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         from autopeft.study import load_study
 
         load_study(name, storage)  # a missing bench study is an error, not a new empty one
-    bench = Bench(storage, name, settings)
+    bench = Bench(storage, name, None if args.report_only else settings)
     bench.seeds, bench.tasks, bench.methods, bench.out = seeds, tasks, methods, args.out
     if args.report_only:
         bench.write()
@@ -191,13 +196,21 @@ def _row(base: str, k: int) -> str:
 class Bench:
     """The bench study: settings, runs by (task, seed, item), searches' costs and chosen configurations."""
 
-    def __init__(self, storage: Any, name: str, settings: dict[str, Any]) -> None:
+    def __init__(self, storage: Any, name: str, settings: dict[str, Any] | None) -> None:
+        """settings: what this run is (checked against the stored ones); None: the stored ones, to report."""
         import optuna
 
         self.name = name
         self.study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
-        stored = self.study.user_attrs.get("glue_bench")
-        if stored is None:
+        attrs = self.study.user_attrs
+        stored = attrs.get("glue_bench")
+        if stored is None and (attrs or self.study.trials):
+            raise UserError(f"study {name!r} exists and is not a GLUE bench; use another --name")
+        if settings is None:
+            if stored is None:
+                raise UserError(f"study {name!r} has no GLUE bench results")
+            settings = stored
+        elif stored is None:
             self.study.set_user_attr("glue_bench", settings)
         elif stored != settings:
             changed = sorted(k for k in settings if stored.get(k) != settings[k])
