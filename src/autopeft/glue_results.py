@@ -145,9 +145,9 @@ def transfer_claim(rows: Sequence[RowResult]) -> Verdict:
     beaten = [r.title() for r in peft if best_ours.average > r.average]
     holds = margin > 0
     words = (
-        f"{best_ours.title()} averages {100 * best_ours.average:.1f} at {best_ours.percent:.2f} % parameters; "
+        f"{best_ours.title()} averages {100 * best_ours.average:.1f} at {best_ours.percent:.3g} % parameters; "
         f"the best existing PEFT method, {best_peft.title()}, averages {100 * best_peft.average:.1f} at "
-        f"{best_peft.percent:.2f} % (difference {margin:+.1f}, seed spread of the averages up to {noise:.1f}). "
+        f"{best_peft.percent:.3g} % (difference {margin:+.1f}, seed spread of the averages up to {noise:.1f}). "
         f"It beats {len(beaten)} of {len(peft)} PEFT methods."
     )
     if holds and margin <= noise:
@@ -181,7 +181,7 @@ def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str]) -> Verdict:
     noise = 100 * max(best.average_std or 0.0, full.average_std or 0.0)
     holds = margin >= -noise
     words = (
-        f"{best.title()} averages {100 * best.average:.1f} at {best.percent:.2f} % parameters against "
+        f"{best.title()} averages {100 * best.average:.1f} at {best.percent:.3g} % parameters against "
         f"{100 * full.average:.1f} for full fine-tuning (difference {margin:+.1f}, seed spread up to {noise:.1f}); "
         f"per task: {'; '.join(per_task)}. It matches (within one std) or beats full fine-tuning on "
         f"{wins} of {len(tasks)} tasks."
@@ -351,4 +351,4 @@ def _words(fidelity: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in fidelity.items() if v is not None and k in _SHOWN)
 
 
-_SHOWN = ("epochs", "max_train_samples", "max_eval_samples", "batch_size", "lr", "max_length")
+_SHOWN = ("epochs", "max_train_samples", "max_eval_samples", "batch_size", "lr", "max_length", "pooling")
