@@ -72,6 +72,8 @@ def test_search_report_and_closing_json(tmp_path):
         (["--max-params", "lots"], "--max-params must be a count"),
         (["--task", "nosuchtask"], "unknown task"),
         (["--trials", "0"], "--trials must be at least 1"),
+        (["--sampler", "autopeft", "--ref-point", "0.5"], "--ref-point must be METRIC,PARAMS"),
+        (["--copula"], "AutoPEFT sampler options, not random's"),
     ],
 )
 def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
@@ -88,6 +90,22 @@ def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (tmp_path / "s.db").read_bytes() == before
+
+
+def test_reference_point_and_copula_reach_the_sampler(tmp_path):
+    from autopeft import models
+    from autopeft.cli.search import _sampler_for
+    from autopeft.space import SearchSpace
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", *FAST, "--trials", "1", "--storage", url, "--study", "r", "--ref-point", "0.4,5000", "--copula"]
+    result = autopeft(*args)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="r", storage=url)
+    assert study.user_attrs["sampler_options"]["ref_point"] == [0.4, 5000.0]
+    dims = models.dims_of("tiny-bert")
+    sampler = _sampler_for(study, SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims, 2)
+    assert sampler.options.ref_point == (0.4, 5000.0) and sampler.options.copula  # what a worker builds too
 
 
 def test_continuing_with_other_settings_is_refused(tmp_path):

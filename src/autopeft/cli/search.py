@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -51,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--surrogate", choices=("saas", "saas-map", "gp"), default="saas", help="AutoPEFT's GP (default: SAAS by NUTS)"
     )
     parser.add_argument("--startup", type=int, help="random trials before the optimiser starts (default: sampler's)")
+    parser.add_argument(
+        "--ref-point",
+        metavar="METRIC,PARAMS",
+        help="AutoPEFT's hypervolume reference point, e.g. 0.5,200000 (default: the worst metric observed and "
+        "just beyond the largest allowed configuration)",
+    )
+    parser.add_argument("--copula", action="store_true", help="AutoPEFT: rank-to-normal transform of the metric")
     parser.add_argument("--space", choices=("paper", "extended"), default="paper")
     add_fidelity_arguments(parser, SEARCH_FIDELITY)
     parser.add_argument("--max-params", metavar="P", help="hard budget: a count (50000) or %% of the backbone (0.5%%)")
@@ -84,6 +92,19 @@ def parse_max_params(text: str | None) -> tuple[int | None, float | None]:
     return (None, value) if match.group(2) else (int(value), None)
 
 
+def parse_ref_point(text: str | None) -> list[float] | None:
+    """--ref-point "METRIC,PARAMS" as [metric, params], in the study's units."""
+    if text is None:
+        return None
+    try:
+        metric, params = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--ref-point must be METRIC,PARAMS (e.g. 0.5,200000), got {text!r}") from None
+    if not (math.isfinite(metric) and params > 0):
+        raise UserError(f"--ref-point needs a finite metric and a positive parameter count, got {text!r}")
+    return [metric, params]
+
+
 def parse_baselines(text: str | None) -> list[str]:
     from autopeft.methods import METHODS
 
@@ -109,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
     baselines = parse_baselines(args.baselines)
+    if (args.ref_point or args.copula) and not args.sampler.startswith("autopeft"):
+        raise UserError(f"--ref-point and --copula are AutoPEFT sampler options, not {args.sampler}'s")
+    ref_point = parse_ref_point(args.ref_point)
     fidelity = fidelity_from_args(args, Fidelity.parse(SEARCH_FIDELITY))
     task = task_from_args(args)
     dims = models.dims_of(args.model)
@@ -131,7 +155,12 @@ def run(args: argparse.Namespace) -> int:
         "trials": args.trials,
         "max_params": budget.max_params,
         "seed": args.seed,
-        "sampler_options": {"surrogate": args.surrogate, "startup": args.startup},
+        "sampler_options": {
+            "surrogate": args.surrogate,
+            "startup": args.startup,
+            "ref_point": ref_point,
+            "copula": args.copula,
+        },
         "data": {key: getattr(args, key, None) for key in DATA_KEYS},
         "params_ref": budget.largest if budget.max_params is None else Budget.of(space, dims).largest,
         "params_min": budget.smallest,
@@ -184,6 +213,10 @@ def _sampler_for(study: Any, space: Any, dims: Any, num_labels: int) -> Any:
             opts["surrogate"] = options.get("surrogate", "saas")
         if options.get("startup") is not None:
             opts["n_startup_trials"] = options["startup"]
+        if options.get("ref_point") is not None:
+            opts["ref_point"] = tuple(options["ref_point"])
+        if options.get("copula"):
+            opts["copula"] = True
     elif options.get("startup") is not None and attrs["sampler"] in ("tpe", "gp"):
         opts["n_startup_trials"] = options["startup"]
     return make_sampler(
