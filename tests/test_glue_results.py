@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from autopeft.glue_results import Page, build_rows, markdown_table, per_task_claim, transfer_claim, write_page
+from autopeft.glue_results import (
+    Page,
+    build_rows,
+    flat_tasks,
+    markdown_table,
+    per_task_claim,
+    transfer_claim,
+    write_page,
+)
 
 TASKS = ("rte", "mrpc")
 
@@ -100,3 +108,11 @@ def test_page_has_table_claims_costs_and_plot(tmp_path):
     assert "| RTE (`s`) | 20 | 2.00 | 1.00 |" in text
     assert "serial adapter 8 @ layers 0-1" in text
     assert "## Discussion\n\nWhy RTE stays at chance here." in text
+
+
+def test_flat_tasks_are_those_where_no_row_stands_out():
+    scores = {
+        "full": {"rte": [0.50, 0.56], "mrpc": [0.85, 0.86]},
+        "lora": {"rte": [0.52, 0.53], "mrpc": [0.70, 0.71]},
+    }
+    assert flat_tasks(build_rows(_runs(scores, PERCENT), TASKS), TASKS) == ["rte"]

@@ -189,6 +189,20 @@ def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str]) -> Verdict:
     return Verdict(claim, holds, words)
 
 
+def flat_tasks(rows: Sequence[RowResult], tasks: Sequence[str]) -> list[str]:
+    """Tasks on which no row stands out: every row's mean is within the largest seed std of every other.
+
+    On such a task the budget did not let any method learn more than the others, so it only adds
+    noise to the averages the claims compare.
+    """
+    flat = []
+    for task in tasks:
+        cells = [r.cells[task] for r in rows if task in r.cells]
+        if len(cells) >= 2 and max(c.mean for c in cells) - min(c.mean for c in cells) <= max(c.std for c in cells):
+            flat.append(task)
+    return flat
+
+
 def markdown_table(rows: Sequence[RowResult], tasks: Sequence[str], metric_names: Mapping[str, str]) -> str:
     head = ["Method", *(f"{task_title(t)} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
@@ -314,6 +328,14 @@ def write_page(page: Page, path: Path) -> Path:
     for verdict in (transfer_claim(rows), per_task_claim(rows, page.tasks)):
         state = {True: "**holds**", False: "**does not hold**", None: "**not measured yet**"}[verdict.holds]
         lines += [f"- *{verdict.claim}*: {state}. {verdict.text}", ""]
+    flat = flat_tasks(rows, page.tasks)
+    if flat:
+        lines += [
+            f"- On {', '.join(task_title(t) for t in flat)} no row stands out (all means within one seed std of"
+            " each other): at this budget nothing learns more there than anything else, so these tasks only add"
+            " noise to the averages above.",
+            "",
+        ]
     if page.notes:
         lines += ["## Discussion", "", page.notes.strip(), ""]
     lines += ["## Configurations found", ""]
