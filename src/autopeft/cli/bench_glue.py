@@ -29,7 +29,8 @@ HELP = "GLUE table: manual PEFT methods, full fine-tuning and AutoPEFT (transfer
 # One budget for every row: 3 epochs over at most 2000 training examples, the whole dev set. Probes
 # (pfeiffer, seed 0): CoLA MCC 0.07 at 1000 examples, 0.12 at 2000; RTE stays at chance at 1000. The
 # head reads the mean of the tokens: MiniLM (a sentence-embedding checkpoint) has no trained
-# first-token summary; with it MRPC stayed at the majority class (F1/acc. mean 0.755 vs 0.782).
+# first-token summary; with it MRPC stayed at the majority class (F1/acc. mean 0.755 vs 0.782 at 1000
+# examples); on STS-B at this budget both heads learn (Pearson/Spearman 0.831 mean, 0.828 first token).
 GLUE_FIDELITY = "epochs=3,max_train_samples=2000,batch_size=16,patience=10,pooling=mean"
 GLUE_SEARCH_FIDELITY = "epochs=2,max_train_samples=1000,max_eval_samples=400,batch_size=16,pooling=mean"
 # Learning rates for a short budget (~190 steps): the engine's defaults (1e-4 for adapters, the
