@@ -16,7 +16,7 @@ $AUTOPEFT bench make-pool --model minilm --task stsb --configs 300 --noise-confi
 echo "== $(date -u) optimisers on the pool"
 $AUTOPEFT bench optimizers --problem pool:data/pools/stsb-minilm.csv --trials 40 --seeds 5 \
   --samplers random,tpe,nsga2,gp,autopeft:saas-map,autopeft-plain-gp,autopeft-params-modelled:saas-map,autopeft \
-  --out runs/optimizers/pool-stsb > runs/bench-pool.log 2>&1
+  --jobs 2 --out runs/optimizers/pool-stsb > runs/bench-pool.log 2>&1
 echo "== $(date -u) GLUE"
 $AUTOPEFT bench glue --jobs 2 >> runs/bench-glue.log 2>&1
 echo "== $(date -u) done"

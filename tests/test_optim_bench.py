@@ -135,6 +135,23 @@ def test_bench_optimizers_command(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["hv"]["tpe"] == figures["hv"]["tpe"]
 
 
+def test_bench_optimizers_in_parallel_workers_gives_the_same_runs(tmp_path, capsys, tiny_pool):
+    path, _, _ = tiny_pool
+    args = ["bench", "optimizers", "--problem", f"pool:{path}", "--model", "tiny-bert", "--trials", "6", "--seeds", "2"]
+    args += ["--samplers", "tpe,autopeft:saas-map", "--n-startup", "3"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*args, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    two = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert two["hv"] == one["hv"] and two["hv_random_2n"] == one["hv_random_2n"]  # seeded runs, any process
+    for run in (tmp_path / "one" / "runs").glob("*.json"):
+        assert (
+            json.loads((tmp_path / "two" / "runs" / run.name).read_text())["run"]["configs"]
+            == json.loads(run.read_text())["run"]["configs"]
+        )
+    assert main([*args, "--jobs", "0"]) == 2
+
+
 def test_bench_optimizers_errors(capsys):
     assert main(["bench", "optimizers", "--problem", "synthetic-7"]) == 2
     assert "unknown problem" in capsys.readouterr().err

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up steps of the saas surrogate")
     parser.add_argument("--nuts-samples", type=int, default=None, help="NUTS samples (every 8th is kept)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/optimizers/PROBLEM)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once in single-thread workers (default 1)")
     parser.add_argument(
         "--time-at",
         type=int,
@@ -45,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _problem(args: argparse.Namespace):
+def _problem_factory(args: argparse.Namespace):
+    """A picklable function that builds the problem (worker processes rebuild it with this)."""
+    import functools
+
     from autopeft.errors import UserError
     from autopeft.optim import problems
 
@@ -55,10 +59,10 @@ def _problem(args: argparse.Namespace):
         path = Path(args.problem[len("pool:") :])
         if not path.is_file():  # before loading the model's config
             raise UserError(f"pool file {str(path)!r} does not exist")
-        return problems.pool(path, models.dims_of(args.model), args.space)
+        return functools.partial(problems.pool, path, models.dims_of(args.model), args.space)
     if args.problem not in problems.SYNTHETIC:
         raise UserError(f"unknown problem {args.problem!r}; known: {', '.join(problems.SYNTHETIC)} or pool:PATH.csv")
-    return problems.synthetic(args.problem)
+    return functools.partial(problems.synthetic, args.problem)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.nuts_samples is not None:
         nuts = replace(nuts, num_samples=args.nuts_samples)
     settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, args.copula, nuts)
-    problem = _problem(args)
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    make_problem = _problem_factory(args)
+    problem = make_problem()
     log = _stderr
 
     if args.time_at is not None:
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / "optimizers" / problem.name.replace(":", "-").replace("/", "-")
     if all(c.name != "random" for c in contenders):
         contenders.append(Contender("random"))  # hv_random_2n needs random search
-    runs = run_all(problem, contenders, range(args.seeds), args.trials, settings, out, log)
+    runs = run_all(problem, contenders, range(args.seeds), args.trials, settings, out, log, args.jobs, make_problem)
     summary = summarise(problem, runs, args.trials)
     plot(problem, summary, args.trials, out / "hv.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -140,26 +140,70 @@ def run_all(
     settings: BenchSettings,
     out: Path,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
+    make_problem: Callable[[], Problem] | None = None,
 ) -> list[Run]:
-    """Every contender on every seed (random search to 2 x trials), reusing saved runs that match."""
+    """Every contender on every seed (random search to 2 x trials), reusing saved runs that match.
+
+    jobs > 1 runs the missing ones in that many single-thread worker processes, each rebuilding the
+    problem with `make_problem` (picklable, e.g. a `functools.partial` of `problems.synthetic`); the
+    seconds per suggestion are then those of one thread.
+    """
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     # A saved run is reused only for the same problem (its maximum changes with its definition) and settings.
     key = {"problem": problem.name, "max_hv": problem.max_hv, "settings": _jsonable(asdict(settings))}
-    runs = []
+    done: dict[tuple[Contender, int], Run] = {}
+    missing = []
     for contender in contenders:
         n = 2 * trials if contender.name == "random" else trials
         for seed in seeds:
             path = runs_dir / f"{contender.label.replace(':', '_')}-seed{seed}.json"
             run = _load_run(path, key, n)
             if run is None:
-                start = time.perf_counter()
-                run = run_one(problem, contender, seed, n, settings)
-                path.write_text(json.dumps({**key, "trials": n, "run": asdict(run)}))
-                hv = run.hv_curve(problem)[-1]
-                log(f"{contender.label} seed {seed}: hv@{n} = {hv:.4f} ({time.perf_counter() - start:.0f} s)")
-            runs.append(run)
-    return runs
+                missing.append((contender, seed, n, path))
+            else:
+                done[contender, seed] = run
+
+    def record(contender: Contender, seed: int, n: int, path: Path, run: Run, seconds: float) -> None:
+        path.write_text(json.dumps({**key, "trials": n, "run": asdict(run)}))
+        log(f"{contender.label} seed {seed}: hv@{n} = {run.hv_curve(problem)[-1]:.4f} ({seconds:.0f} s)")
+        done[contender, seed] = run
+
+    if jobs > 1 and len(missing) > 1:
+        if make_problem is None:
+            raise ValueError("jobs > 1 needs make_problem, to rebuild the problem in the workers")
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+            futures = {
+                pool.submit(_timed_run, make_problem, contender, seed, n, settings): (contender, seed, n, path)
+                for contender, seed, n, path in missing
+            }
+            for future in as_completed(futures):
+                record(*futures[future], *future.result())
+    else:
+        for contender, seed, n, path in missing:
+            record(contender, seed, n, path, *_timed_run(lambda: problem, contender, seed, n, settings))
+    return [done[c, s] for c in contenders for s in seeds]
+
+
+def _start_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _timed_run(
+    make_problem: Callable[[], Problem], contender: Contender, seed: int, trials: int, settings: BenchSettings
+) -> tuple[Run, float]:
+    start = time.perf_counter()
+    run = run_one(make_problem(), contender, seed, trials, settings)
+    return run, time.perf_counter() - start
 
 
 def _load_run(path: Path, key: dict, trials: int) -> Run | None:
