@@ -385,6 +385,7 @@ class Bench:
     def write(self) -> None:
         from autopeft.glue_results import Page, build_rows, write_page
         from autopeft.tasks.glue import TASKS
+        from autopeft.tasks.metrics import headline_name
 
         attrs = self.attrs()
         runs = [v for k, v in attrs.items() if k.startswith("run:")]
@@ -400,7 +401,7 @@ class Bench:
             model=self.settings["model"],
             tasks=tuple(self.tasks),
             seeds=tuple(self.seeds),
-            metric_names={t: _headline_name(TASKS[t].metric) for t in self.tasks},
+            metric_names={t: headline_name(TASKS[t].metric) for t in self.tasks},
             fidelity=self.settings["fidelity"],
             search=search,
             rows=tuple(build_rows(results, self.tasks)),
@@ -414,14 +415,6 @@ class Bench:
             notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
         )
         write_page(page, self.out)
-
-
-def _headline_name(metric: str) -> str:
-    return {
-        "matthews": "matthews_correlation",
-        "f1_accuracy": "f1_accuracy_mean",
-        "pearson_spearman": "pearson_spearman_mean",
-    }.get(metric, metric)
 
 
 def _finished_or_zero(study_name: str, storage: Any) -> int:
