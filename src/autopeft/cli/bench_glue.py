@@ -301,11 +301,9 @@ class Bench:
     def lr_of(self, item: str) -> float:
         """The learning rate of a method (by name) or a configuration (JSON) under the bench's `lrs`."""
         from autopeft.engine import family_of
-        from autopeft.methods import get_method
-        from autopeft.space import PEFTConfig
+        from autopeft.engine.workers import decode_item
 
-        thing = PEFTConfig.from_json(item) if item.lstrip().startswith("{") else get_method(item)
-        return self.settings["lrs"][family_of(thing)]
+        return self.settings["lrs"][family_of(decode_item(item))]
 
     def _add_row(self, row: str, tasks: list[str], item: str) -> None:
         cells = dict(self.rows.get(row, {}))

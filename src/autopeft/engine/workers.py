@@ -13,16 +13,19 @@ alone writes them down (so a kill loses only the trials that were running).
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopeft.engine.fidelity import Fidelity
 from autopeft.engine.result import TrialResult
+from autopeft.processes import spawn_pool
+
+if TYPE_CHECKING:
+    from autopeft.methods import Method
+    from autopeft.space import PEFTConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,14 @@ class Job:
     seed: int
     mode: str = "final"
     fidelity: Fidelity | None = None  # None: the fidelity given to `run_jobs`
+
+
+def decode_item(item: str) -> PEFTConfig | Method:
+    """A job's item as what it trains: the configuration its JSON describes, or the method it names."""
+    from autopeft.methods import get_method
+    from autopeft.space import PEFTConfig
+
+    return PEFTConfig.from_json(item) if item.lstrip().startswith("{") else get_method(item)
 
 
 def run_jobs(
@@ -62,12 +73,7 @@ def run_jobs(
         for job in jobs:
             yield job, *runner.timed(job, fidelity)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(model, dict(tasks), device, threads)
-    )
-    with pool:
+    with spawn_pool(workers, _start_worker, (model, dict(tasks), device)) as pool:
         futures = {pool.submit(_worker_run, job, fidelity): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], *future.result()
@@ -82,14 +88,13 @@ class _Runner:
 
     def run(self, job: Job, fidelity: Fidelity) -> TrialResult:
         from autopeft.engine.core import Engine
-        from autopeft.space import PEFTConfig
         from autopeft.tasks import load_task
 
         if job.task not in self.engines:
             data = load_task(**self.tasks[job.task])
             self.engines[job.task] = Engine(self.model, data, device=self.device, progress=self.progress)
-        item = PEFTConfig.from_json(job.item) if job.item.lstrip().startswith("{") else job.item
-        return self.engines[job.task].run_trial(item, job.fidelity or fidelity, seed=job.seed, mode=job.mode)
+        engine = self.engines[job.task]
+        return engine.run_trial(decode_item(job.item), job.fidelity or fidelity, seed=job.seed, mode=job.mode)
 
     def timed(self, job: Job, fidelity: Fidelity) -> tuple[TrialResult, float]:
         start = time.process_time()
@@ -100,11 +105,8 @@ class _Runner:
 _runner: _Runner | None = None  # the worker process's own
 
 
-def _start_worker(model: str, tasks: dict[str, Mapping[str, Any]], device: str | None, threads: int) -> None:
+def _start_worker(model: str, tasks: dict[str, Mapping[str, Any]], device: str | None) -> None:
     global _runner
-    import torch
-
-    torch.set_num_threads(threads)
     _runner = _Runner(model, tasks, device, progress=False)
 
 

@@ -173,13 +173,11 @@ def run_all(
     if jobs > 1 and len(missing) > 1:
         if make_problem is None:
             raise ValueError("jobs > 1 needs make_problem, to rebuild the problem in the workers")
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+        from autopeft.processes import spawn_pool
+
+        with spawn_pool(jobs) as pool:
             futures = {
                 pool.submit(_timed_run, make_problem, contender, seed, n, settings): (contender, seed, n, path)
                 for contender, seed, n, path in missing
@@ -190,12 +188,6 @@ def run_all(
         for contender, seed, n, path in missing:
             record(contender, seed, n, path, *_timed_run(lambda: problem, contender, seed, n, settings))
     return [done[c, s] for c in contenders for s in seeds]
-
-
-def _start_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _timed_run(
