@@ -46,7 +46,7 @@ def test_search_report_and_closing_json(tmp_path):
     assert "trial 3/3" in result.stderr and "pareto" in result.stderr
     trials = _trials(url, "demo")
     attrs = trials[0].user_attrs
-    for key in ("config", "params", "percent", "fidelity", "metrics", "train_seconds", "worker"):
+    for key in ("config", "params", "percent", "fidelity", "metrics", "train_seconds", "cpu_seconds", "worker"):
         assert key in attrs
     # continuing a finished study runs nothing more
     again = autopeft("search", *FAST, "--trials", "3", "--sampler", "random", "--storage", url, "--study", "demo")
@@ -59,6 +59,7 @@ def test_search_report_and_closing_json(tmp_path):
         assert (out / name).stat().st_size > 0
     text = (out / "report.md").read_text()
     assert "## Pareto front" in text and "## Best configuration within a parameter budget" in text
+    assert "- cost: 0.0" in text and "CPU hours" in text  # three tiny trials: well under an hour
     assert json.loads((out / "pareto.json").read_text())["pareto"][0]["config"]
     assert "## Manual baselines (same fidelity)" in text and "| pfeiffer |" in text and "| lora |" in text
 

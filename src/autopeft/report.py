@@ -14,6 +14,7 @@ from autopeft.results import (
     format_table,
     hypervolume_by_trial,
     pareto_rows,
+    search_cost,
     study_hypervolume,
 )
 from autopeft.space import PEFTConfig
@@ -86,6 +87,7 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     _plot_hypervolume(study, rows, paths["hypervolume_png"])
 
     failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+    cost = search_cost(study)
     lines = [
         f"# AutoPEFT search `{study.study_name}`",
         "",
@@ -93,6 +95,8 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
         f"- sampler: `{attrs.get('sampler')}`, search fidelity: {_fidelity_words(attrs.get('fidelity', {}))}",
         f"- trials: {len(rows)} complete, {len(failed)} failed; Pareto front: {len(front)} configurations; "
         f"hypervolume {study_hypervolume(study, rows):.4f}",
+        f"- cost: {cost['cpu_seconds'] / 3600:.2f} CPU hours, {cost['wall_seconds'] / 3600:.2f} hours of wall time "
+        "(suggestions and training, summed over workers)",
         "",
         "Scores during the search are on a held-out slice of the training set (low fidelity); "
         "retrained scores are full-fidelity runs reported on the dev set.",

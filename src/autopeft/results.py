@@ -93,6 +93,16 @@ def best_under_budgets(rows: list[TrialRow], percents: tuple[float, ...]) -> lis
     return out
 
 
+def search_cost(study: optuna.Study) -> dict[str, float]:
+    """CPU and wall seconds the study's trials took, their suggestions included, summed over every worker
+    and session (what the search loop records on each trial; a trial killed while running is not counted)."""
+    trials = study.get_trials(deepcopy=False)
+    return {
+        "cpu_seconds": sum(t.user_attrs.get("cpu_seconds", 0.0) for t in trials),
+        "wall_seconds": sum(t.user_attrs.get("wall_seconds", 0.0) for t in trials),
+    }
+
+
 def format_table(rows: list[TrialRow], metric_name: str) -> str:
     """A plain-text table: trial, configuration in words, metric, params, percent."""
     header = ("trial", "configuration", metric_name, "params", "% params")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +113,9 @@ class SearchLoop:
     distributions: dict[str, Any]
     config_from_params: Callable[[dict[str, Any]], PEFTConfig]
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    # Process CPU and wall clock when this process's previous trial ended: a trial's cost runs from
+    # there, so it includes its suggestion (a NUTS fit can take as long as a short trial).
+    _cost_mark: tuple[float, float] = field(default=(0.0, 0.0), init=False, repr=False)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float]:
         import optuna
@@ -128,6 +132,10 @@ class SearchLoop:
         for key, value in count.to_dict().items():
             trial.set_user_attr(key, value)
         result = self.run_config(config, trial.number)
+        cpu, wall = time.process_time(), time.perf_counter()
+        trial.set_user_attr("cpu_seconds", round(cpu - self._cost_mark[0], 2))
+        trial.set_user_attr("wall_seconds", round(wall - self._cost_mark[1], 2))
+        self._cost_mark = (cpu, wall)
         outcome = result.to_dict()
         if result.out_dir:
             trial.set_user_attr("artifact", {"host": worker_id()["host"], "path": result.out_dir})
@@ -169,6 +177,7 @@ class SearchLoop:
             self.log(f"trials {', '.join(map(str, failed))} were interrupted; their configurations are queued again")
         if finished_count(self.study) >= self.trials:
             return
+        self._cost_mark = (time.process_time(), time.perf_counter())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.logging.set_verbosity(optuna.logging.ERROR)

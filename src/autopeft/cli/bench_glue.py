@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +318,6 @@ class Bench:
         """Run (or continue) the AutoPEFT search on `task`; then fix its `top` Pareto configurations."""
         from autopeft.cli import search as search_cli
         from autopeft.followup import choose_rows
-        from autopeft.search import finished_count
         from autopeft.study import load_study
 
         s = self.settings["search"]
@@ -333,19 +331,10 @@ class Bench:
         for flag, value in (("--glue-dir", args.glue_dir), ("--storage", args.storage), ("--device", args.device)):
             if value:
                 argv += [flag, value]
-        cpu, wall = time.process_time(), time.perf_counter()
-        before = _finished_or_zero(study_name, self.storage)
-        if before < s["trials"]:
+        if _finished_or_zero(study_name, self.storage) < s["trials"]:
             print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
             search_cli.run(parser.parse_args(argv))
         study = load_study(study_name, self.storage)
-        ran = finished_count(study) - before
-        if ran > 0:
-            cost = dict(self.study.user_attrs.get(f"search_cost:{task}", {"cpu_seconds": 0.0, "wall_seconds": 0.0}))
-            cost["cpu_seconds"] += time.process_time() - cpu
-            cost["wall_seconds"] += time.perf_counter() - wall
-            cost.update(study=study_name, trials=finished_count(study))
-            self.study.set_user_attr(f"search_cost:{task}", cost)
         if f"chosen:{task}" not in self.study.user_attrs:
             rows = choose_rows(study, s["top"], None)
             best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
@@ -394,7 +383,8 @@ class Bench:
             if first is not None:
                 lrs[name] = first["lr"]
         search = self.settings["search"]
-        searching = any(k.startswith("chosen:") for k in attrs) or any(k.startswith("search_cost:") for k in attrs)
+        search_costs = self.search_costs()
+        searching = any(k.startswith("chosen:") for k in attrs) or bool(search_costs)
         page = Page(
             model=self.settings["model"],
             tasks=tuple(self.tasks),
@@ -404,7 +394,7 @@ class Bench:
             search=search,
             rows=tuple(build_rows(results, self.tasks)),
             cells_expected=(len(self.methods) + (2 * search["top"] if searching else 0)) * len(self.tasks),
-            search_costs={t: attrs[f"search_cost:{t}"] for t in self.tasks if f"search_cost:{t}" in attrs},
+            search_costs=search_costs,
             chosen={t: attrs[f"chosen:{t}"] for t in self.tasks if f"chosen:{t}" in attrs},
             machines=attrs.get("machines", {}),
             final_cpu_seconds=sum(r.get("cpu_seconds", 0.0) for r in runs),
@@ -413,6 +403,23 @@ class Bench:
             notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
         )
         write_page(page, self.out)
+
+    def search_costs(self) -> dict[str, dict[str, Any]]:
+        """task -> its search's study, trials, CPU and wall seconds (the tasks searched so far)."""
+        import optuna
+
+        from autopeft.results import search_cost
+        from autopeft.search import finished_count
+
+        costs = {}
+        for task in self.tasks:
+            study_name = f"{self.name}-search-{task}"
+            try:
+                study = optuna.load_study(study_name=study_name, storage=self.storage)
+            except KeyError:
+                continue
+            costs[task] = {"study": study_name, "trials": finished_count(study), **search_cost(study)}
+        return costs
 
 
 def _finished_or_zero(study_name: str, storage: Any) -> int:
