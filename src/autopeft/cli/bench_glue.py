@@ -233,9 +233,7 @@ class Bench:
         return f"run:{task}:{seed}:{item}"
 
     def attrs(self) -> dict[str, Any]:
-        import optuna
-
-        return optuna.load_study(study_name=self.name, storage=self.storage).user_attrs
+        return self.study.user_attrs  # read from the storage on every call
 
     def note_machine(self, jobs: int) -> None:
         import torch
