@@ -169,3 +169,14 @@ def test_importing_the_optimiser_and_its_command_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_targets_count_the_baselines_and_show_the_ablations_apart():
+    from autopeft.cli.bench_optimizers import target_lines
+
+    hv = {"random": 0.75, "tpe": 0.90, "gp": 0.85, "autopeft-plain-gp": 0.97, "autopeft:saas-map": 0.96}
+    (line,) = target_lines(hv, 0.89, 40)
+    assert line.startswith("target autopeft:saas-map: >= every baseline (random, tpe, gp) at 40: yes;")
+    assert ">= random at 80: yes" in line and "against ablations: autopeft-plain-gp -0.0100" in line
+    (line,) = target_lines({**hv, "tpe": 0.961}, 0.97, 40)
+    assert ">= every baseline (random, tpe, gp) at 40: no" in line and ">= random at 80: no" in line

@@ -31,15 +31,9 @@ from autopeft.optim.sampler import AutoPEFTOptions, AutoPEFTSampler, FullSpaceSa
 from autopeft.params import ModelDims
 from autopeft.space import PEFTConfig, SearchSpace
 
-SAMPLERS: tuple[str, ...] = (
-    "autopeft",
-    "random",
-    "tpe",
-    "nsga2",
-    "gp",
-    "autopeft-params-modelled",
-    "autopeft-plain-gp",
-)
+BASELINES: tuple[str, ...] = ("random", "tpe", "nsga2", "gp")  # the field's optimisers AutoPEFT must beat
+ABLATIONS: tuple[str, ...] = ("autopeft-params-modelled", "autopeft-plain-gp")  # AutoPEFT less one design choice
+SAMPLERS: tuple[str, ...] = ("autopeft", *BASELINES, *ABLATIONS)
 BASELINE_STARTUP = 10  # random trials before TPE and GPSampler model, as AutoPEFT's default
 NSGA2_POPULATION = 10  # Optuna's default of 50 would leave NSGA-II random for a 40-trial budget
 
