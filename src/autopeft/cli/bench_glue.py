@@ -232,6 +232,9 @@ class Bench:
     def run_key(task: str, seed: int, item: str) -> str:
         return f"run:{task}:{seed}:{item}"
 
+    def search_study_name(self, task: str) -> str:
+        return f"{self.name}-search-{task}"
+
     def attrs(self) -> dict[str, Any]:
         return self.study.user_attrs  # read from the storage on every call
 
@@ -319,7 +322,7 @@ class Bench:
         from autopeft.study import load_study
 
         s = self.settings["search"]
-        study_name = f"{self.name}-search-{task}"
+        study_name = self.search_study_name(task)
         parser = argparse.ArgumentParser()
         search_cli.add_arguments(parser)
         argv = ["--model", self.settings["model"], "--task", task, "--trials", str(s["trials"])]
@@ -411,7 +414,7 @@ class Bench:
 
         costs = {}
         for task in self.tasks:
-            study_name = f"{self.name}-search-{task}"
+            study_name = self.search_study_name(task)
             try:
                 study = optuna.load_study(study_name=study_name, storage=self.storage)
             except KeyError:
