@@ -407,31 +407,32 @@ class Bench:
 
     def search_costs(self) -> dict[str, dict[str, Any]]:
         """task -> its search's study, trials, CPU and wall seconds (the tasks searched so far)."""
-        import optuna
-
         from autopeft.results import search_cost
         from autopeft.search import finished_count
 
         costs = {}
         for task in self.tasks:
-            study_name = self.search_study_name(task)
-            try:
-                study = optuna.load_study(study_name=study_name, storage=self.storage)
-            except KeyError:
-                continue
-            costs[task] = {"study": study_name, "trials": finished_count(study), **search_cost(study)}
+            study = _study_or_none(self.search_study_name(task), self.storage)
+            if study is not None:
+                costs[task] = {"study": study.study_name, "trials": finished_count(study), **search_cost(study)}
         return costs
 
 
-def _finished_or_zero(study_name: str, storage: Any) -> int:
+def _study_or_none(study_name: str, storage: Any) -> Any:
+    """The study, or None where it was never created (a search not started yet)."""
     import optuna
 
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _finished_or_zero(study_name: str, storage: Any) -> int:
     from autopeft.search import finished_count
 
-    try:
-        return finished_count(optuna.load_study(study_name=study_name, storage=storage))
-    except KeyError:
-        return 0
+    study = _study_or_none(study_name, storage)
+    return 0 if study is None else finished_count(study)
 
 
 def _cpu_model() -> str:
