@@ -222,6 +222,20 @@ def _check_exact(url: str, trials: int) -> None:
     assert len(workers) >= 2  # the work really was shared
 
 
+def test_search_jobs_run_trials_in_worker_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    slower = [a if not a.startswith("epochs=") else "epochs=1,max_train_samples=400,max_eval_samples=32" for a in FAST]
+    result = autopeft("search", *slower, "--trials", "4", "--sampler", "random", "--storage", url, "--study", "w",
+                      "--jobs", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["complete"] == 4
+    _check_exact(url, 4)
+    before = len(_trials(url, "w"))
+    bad = autopeft("search", *FAST, "--trials", "5", "--storage", url, "--study", "w", "--jobs", "0")
+    assert bad.returncode != 0 and "--jobs must be at least 1" in bad.stderr
+    assert len(_trials(url, "w")) == before  # the refused call touched nothing
+
+
 def test_three_workers_share_a_postgresql_study(tmp_path):
     with postgres_server(tmp_path / "pg") as url:
         results = _run_workers(url, tmp_path, trials=9, workers=3)

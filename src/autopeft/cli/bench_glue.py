@@ -64,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--no-search", action="store_true", help="manual rows only")
     parser.add_argument("--storage", help="storage URL (default: $AUTOPEFT_STORAGE or sqlite:///studies/autopeft.db)")
     parser.add_argument("--name", help="the bench study (default: glue-<model>)")
-    parser.add_argument("--jobs", type=int, default=1, help="final runs at once in single-thread workers (default 1)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="search trials and final runs at once, in worker processes (default 1)"
+    )
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument(
         "--out",
@@ -328,7 +330,7 @@ class Bench:
         argv = ["--model", self.settings["model"], "--task", task, "--trials", str(s["trials"])]
         argv += ["--sampler", s["sampler"], "--surrogate", s["surrogate"], "--startup", str(s["startup"])]
         argv += ["--fidelity", ",".join(f"{k}={v}" for k, v in s["fidelity"].items() if v is not None)]
-        argv += ["--max-params", s["max_params"], "--study", study_name, "--seed", "42"]
+        argv += ["--max-params", s["max_params"], "--study", study_name, "--seed", "42", "--jobs", str(args.jobs)]
         for flag, value in (("--glue-dir", args.glue_dir), ("--storage", args.storage), ("--device", args.device)):
             if value:
                 argv += [flag, value]

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--storage", help="study storage URL (default: $AUTOPEFT_STORAGE or sqlite:///studies/autopeft.db)"
     )
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="trials at once, in worker processes on this machine that share its cores (default 1)",
+    )
     parser.add_argument("--report", type=Path, metavar="DIR", help="write the report here when the search ends")
     parser.add_argument(
         "--artifacts",
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
+    _check_jobs(args)
     baselines = parse_baselines(args.baselines)
     if (args.ref_point or args.copula) and not args.sampler.startswith("autopeft"):
         raise UserError(f"--ref-point and --copula are AutoPEFT sampler options, not {args.sampler}'s")
@@ -178,8 +186,14 @@ def run(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from autopeft.study import load_study, open_storage
 
+    _check_jobs(args)
     study = load_study(args.study, open_storage(args.storage))
     return _run_study(study, study_task(study, args.glue_dir), args)
+
+
+def _check_jobs(args: argparse.Namespace) -> None:
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
 
 
 def study_task(study: Any, glue_dir: str | None = None) -> Any:
@@ -225,44 +239,20 @@ def _sampler_for(study: Any, space: Any, dims: Any, num_labels: int) -> Any:
 
 
 def _run_study(study: Any, task: Any, args: argparse.Namespace, baselines: list[str] = ()) -> int:
-    import optuna
-
-    from autopeft import models
     from autopeft.engine import Engine, Fidelity
-    from autopeft.optim import config_from_params, optuna_distributions
-    from autopeft.search import SearchLoop, finished_count, summary
-    from autopeft.space import SearchSpace
+    from autopeft.search import finished_count, summary
 
     attrs = study.user_attrs
     if task.name != attrs["task"] or task.num_labels != attrs["num_labels"]:
         raise UserError(f"the data does not match study {study.study_name!r} (task {attrs['task']})")
-    dims = models.dims_of(attrs["model"])
-    space = SearchSpace(dims.num_layers, dims.hidden_size, attrs["space"])
     fidelity = Fidelity.from_dict(attrs["fidelity"])
-    sampler = _sampler_for(study, space, dims, task.num_labels)
-    study = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=sampler)
-
     # the backbone is loaded once, and only if there is something to train
     engine = functools.cache(lambda: Engine(attrs["model"], task, device=args.device))
     if finished_count(study) < attrs["trials"]:
-        artifacts = (args.artifacts or DEFAULT_ARTIFACTS).resolve() / study.study_name
-
-        def run_config(config: Any, number: int) -> Any:
-            out = artifacts / f"trial-{number}"
-            return engine().run_trial(config, fidelity, seed=attrs["seed"], mode="search", out_dir=out)
-
-        loop = SearchLoop(
-            study=study,
-            space=space,
-            dims=dims,
-            run_config=run_config,
-            trials=attrs["trials"],
-            num_labels=task.num_labels,
-            fidelity=attrs["fidelity"],
-            distributions=optuna_distributions(space),
-            config_from_params=lambda params: config_from_params(space, params),
-        )
-        loop.run()
+        if args.jobs > 1:
+            _run_trials_in_workers(study.study_name, args)
+        else:
+            _run_trials(study, task, args, engine)
     done = study.user_attrs.get("baselines", {})
     todo = [name for name in baselines if name not in done]
     for name in todo:
@@ -283,3 +273,57 @@ def _run_study(study: Any, task: Any, args: argparse.Namespace, baselines: list[
         print(f"report: {paths['report']}")
     print(json.dumps(final))
     return 0
+
+
+def _run_trials(study: Any, task: Any, args: argparse.Namespace, engine: Callable[[], Any]) -> None:
+    """Ask, train and tell in this process until the study has its trials (in all workers)."""
+    import optuna
+
+    from autopeft import models
+    from autopeft.engine import Fidelity
+    from autopeft.optim import config_from_params, optuna_distributions
+    from autopeft.search import SearchLoop
+    from autopeft.space import SearchSpace
+
+    attrs = study.user_attrs
+    dims = models.dims_of(attrs["model"])
+    space = SearchSpace(dims.num_layers, dims.hidden_size, attrs["space"])
+    fidelity = Fidelity.from_dict(attrs["fidelity"])
+    sampler = _sampler_for(study, space, dims, task.num_labels)
+    study = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=sampler)
+    artifacts = (args.artifacts or DEFAULT_ARTIFACTS).resolve() / study.study_name
+
+    def run_config(config: Any, number: int) -> Any:
+        out = artifacts / f"trial-{number}"
+        return engine().run_trial(config, fidelity, seed=attrs["seed"], mode="search", out_dir=out)
+
+    SearchLoop(
+        study=study,
+        space=space,
+        dims=dims,
+        run_config=run_config,
+        trials=attrs["trials"],
+        num_labels=task.num_labels,
+        fidelity=attrs["fidelity"],
+        distributions=optuna_distributions(space),
+        config_from_params=lambda params: config_from_params(space, params),
+    ).run()
+
+
+def _run_trials_in_workers(study_name: str, args: argparse.Namespace) -> None:
+    """`args.jobs` worker processes join the study, each with its share of the cores, and run its trials."""
+    from autopeft.processes import spawn_pool
+
+    worker_args = argparse.Namespace(**{**vars(args), "jobs": 1})
+    with spawn_pool(args.jobs) as pool:
+        for future in [pool.submit(_trials_worker, study_name, worker_args) for _ in range(args.jobs)]:
+            future.result()  # a worker's error (a UserError too) is raised here
+
+
+def _trials_worker(study_name: str, args: argparse.Namespace) -> None:
+    from autopeft.engine import Engine
+    from autopeft.study import load_study, open_storage
+
+    study = load_study(study_name, open_storage(args.storage))
+    task = study_task(study, getattr(args, "glue_dir", None))
+    _run_trials(study, task, args, functools.cache(lambda: Engine(study.user_attrs["model"], task, device=args.device)))
