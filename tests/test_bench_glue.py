@@ -58,6 +58,7 @@ def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path,
     assert "| AutoPEFT, transferred |" in text and "| AutoPEFT, per task |" in text and "Incomplete" not in text
     assert (tmp_path / "RESULTS.png").is_file()
     assert "RTE #1:" in text and "| RTE (`g-search-rte`) | 3 |" in text
+    assert "| *Constant prediction (majority class)* | *52.7* | *0.0* | *26.4* | 0 |" in text  # from the dev files
 
     before = dict(attrs)
     assert _bench(glue_dir, tmp_path) == 0  # all done: nothing trained or searched again

@@ -116,3 +116,17 @@ def test_flat_tasks_are_those_where_no_row_stands_out():
         "lora": {"rte": [0.52, 0.53], "mrpc": [0.70, 0.71]},
     }
     assert flat_tasks(build_rows(_runs(scores, PERCENT), TASKS), TASKS) == ["rte"]
+
+
+def test_floor_row_and_daggers_on_cells_that_learnt_nothing():
+    scores = {
+        "full": {"rte": [0.6, 0.7], "mrpc": [0.8, 0.9]},
+        "lora": {"rte": [0.527, 0.527], "mrpc": [0.748, 0.76]},  # RTE at the floor on every seed, MRPC not
+    }
+    table = markdown_table(
+        build_rows(_runs(scores, PERCENT), TASKS), TASKS, {"rte": "accuracy"}, {"rte": 0.527, "mrpc": 0.748}
+    )
+    assert "| LoRA | 52.7 ± 0.0 † | 75.4 ± 0.8 |" in table
+    assert "| Full fine-tuning | 65.0 ± 7.1 | 85.0 ± 7.1 |" in table
+    assert table.splitlines()[-1] == "| *Constant prediction (majority class)* | *52.7* | *74.8* | *63.7* | 0 |"
+    assert "Constant prediction" not in markdown_table(build_rows(_runs(scores, PERCENT), TASKS), TASKS, {})

@@ -103,3 +103,22 @@ def test_tiny_training_set_can_leave_nothing_to_train_on():
     task = TaskData("t", "accuracy", ("x", "y"), Split("train", ("a",), None, (0,)))
     plan = task.plan("search")
     assert len(plan.evals[""]) == 1 and len(plan.train) == 0  # the engine fails such a trial
+
+
+def test_constant_prediction_scores_the_majority_class_and_a_constant_regressor():
+    train = Split("train", tuple("abcde"), None, (1, 1, 1, 0, 0))
+    dev = Split("dev", tuple("wxyz"), None, (1, 0, 0, 0))
+    scores = TaskData("t", "f1_accuracy", ("no", "yes"), train, dev).constant_prediction_scores()
+    assert scores["accuracy"] == pytest.approx(0.25)  # predicts 1, the training majority, not dev's
+    assert scores["f1"] == pytest.approx(0.4)
+    regression = TaskData(
+        "r",
+        "pearson_spearman",
+        None,
+        Split("train", ("a", "b"), None, (1.0, 3.0)),
+        Split("dev", ("c", "d"), None, (0.5, 4.0)),
+    )
+    scores = regression.constant_prediction_scores()
+    assert scores["pearson_spearman_mean"] == 0.0 and scores["mse"] == pytest.approx((1.5**2 + 2.0**2) / 2)
+    with pytest.raises(ValueError, match="no dev split"):
+        TaskData("t", "accuracy", ("a", "b"), train).constant_prediction_scores()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,15 +203,38 @@ def flat_tasks(rows: Sequence[RowResult], tasks: Sequence[str]) -> list[str]:
     return flat
 
 
-def markdown_table(rows: Sequence[RowResult], tasks: Sequence[str], metric_names: Mapping[str, str]) -> str:
+def markdown_table(
+    rows: Sequence[RowResult],
+    tasks: Sequence[str],
+    metric_names: Mapping[str, str],
+    floors: Mapping[str, float] | None = None,
+) -> str:
+    """The results table; with `floors` (task -> constant-prediction score) a last row shows them and a
+    cell whose every seed scored exactly its task's floor is marked with a dagger (nothing learnt)."""
+    floors = floors or {}
     head = ["Method", *(f"{task_title(t)} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for row in rows:
-        cells = [row.cells[t].text() if t in row.cells else "–" for t in tasks]
+        cells = [
+            (row.cells[t].text() + (" †" if at_floor(row.cells[t], floors.get(t)) else "")) if t in row.cells else "–"
+            for t in tasks
+        ]
         avg = f"{100 * row.average:.1f} ± {100 * (row.average_std or 0):.1f}" if row.complete else "–"
         percent = f"{row.percent:.3g}" if row.percent is not None else "–"
         lines.append("| " + " | ".join([row.title(), *cells, avg, percent]) + " |")
+    if floors and all(t in floors for t in tasks):
+        values = [f"*{100 * floors[t]:.1f}*" for t in tasks]
+        average = f"*{100 * statistics.fmean(floors[t] for t in tasks):.1f}*"
+        lines.append("| " + " | ".join([f"*{FLOOR_TITLE}*", *values, average, "0"]) + " |")
     return "\n".join(lines)
+
+
+FLOOR_TITLE = "Constant prediction (majority class)"
+
+
+def at_floor(cell: Cell, floor: float | None) -> bool:
+    """Every seed scored exactly the constant prediction's score: most likely it predicts one class."""
+    return floor is not None and all(abs(score - floor) < 1e-9 for score in cell.scores)
 
 
 def _short(metric: str) -> str:
@@ -223,8 +246,9 @@ def _short(metric: str) -> str:
     }.get(metric, metric)
 
 
-def plot(rows: Sequence[RowResult], path: Path, title: str) -> None:
-    """Average score against % parameters (log axis), one point per complete row."""
+def plot(rows: Sequence[RowResult], path: Path, title: str, floor: float | None = None) -> None:
+    """Average score against % parameters (log axis), one point per complete row; `floor`: the constant
+    prediction's average, drawn as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,6 +271,9 @@ def plot(rows: Sequence[RowResult], path: Path, title: str) -> None:
         ax.annotate(
             row.title(), (row.percent, 100 * row.average), textcoords="offset points", xytext=(5, 4), fontsize=7
         )
+    if floor is not None:
+        ax.axhline(100 * floor, color="0.5", linestyle="--", linewidth=1, label=FLOOR_TITLE.lower())
+        ax.legend(loc="lower right", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (% of the backbone, log scale)")
     ax.set_ylabel("average dev score (x100, mean over seeds)")
@@ -276,6 +303,7 @@ class Page:
     final_wall_seconds: float
     lrs: dict[str, float]  # row -> learning rate used
     notes: str | None = None  # hand-written discussion, kept across rewrites of the page
+    floors: dict[str, float] = field(default_factory=dict)  # task -> dev score of a constant prediction
 
 
 def write_page(page: Page, path: Path) -> Path:
@@ -285,7 +313,8 @@ def write_page(page: Page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = path.with_suffix(".png")
     rows = list(page.rows)
-    plot(rows, figure, f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}")
+    floor = statistics.fmean(page.floors[t] for t in page.tasks) if all(t in page.floors for t in page.tasks) else None
+    plot(rows, figure, f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}", floor)
     cells = sum(len(r.cells) for r in rows)
     complete = cells >= page.cells_expected and all(r.complete for r in rows)
     fid = page.fidelity
@@ -318,8 +347,17 @@ def write_page(page: Page, path: Path) -> Path:
         "",
         "## Results",
         "",
-        markdown_table(rows, page.tasks, page.metric_names),
+        markdown_table(rows, page.tasks, page.metric_names, page.floors),
         "",
+    ]
+    if page.floors:
+        lines += [
+            f"*{FLOOR_TITLE}*: the dev score of predicting the training set's most frequent class for every"
+            " example (for STS-B-like regression, its mean score, whose correlation is 0). † marks a cell where"
+            " every seed scored exactly that: the run most likely predicts one class and learnt nothing.",
+            "",
+        ]
+    lines += [
         f"![average score against parameters]({figure.name})",
         "",
         "## The paper's claims, here",

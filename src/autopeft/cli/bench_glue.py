@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
         load_study(name, storage)  # a missing bench study is an error, not a new empty one
     bench = Bench(storage, name, None if args.report_only else settings)
-    bench.seeds, bench.tasks, bench.methods, bench.out = seeds, tasks, methods, args.out
+    bench.seeds, bench.tasks, bench.methods, bench.out, bench.data = seeds, tasks, methods, args.out, data
     if args.report_only:
         bench.write()
         print(f"results: {args.out}")
@@ -227,6 +227,8 @@ class Bench:
         self.tasks: list[str] = []
         self.methods: list[str] = []
         self.out = Path("RESULTS.md")
+        self.data: dict[str, dict[str, Any]] = {}  # task -> keyword arguments of `load_task`
+        self._floors: dict[str, float] | None = None
 
     # --- state -------------------------------------------------------------------------------
 
@@ -404,8 +406,23 @@ class Bench:
             final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
             lrs=lrs,
             notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
+            floors=self.floors(),
         )
         write_page(page, self.out)
+
+    def floors(self) -> dict[str, float]:
+        """task -> dev score of a constant prediction (the majority class); tasks without data here are left out."""
+        if self._floors is None:
+            from autopeft.tasks import load_task
+
+            self._floors = {}
+            for task in self.tasks:
+                try:
+                    data = load_task(**self.data.get(task, {"name": task}))
+                except (UserError, OSError):
+                    continue  # a report written where the GLUE files are not: no floor for this task
+                self._floors[task] = data.constant_prediction_scores()[data.metric_name]
+        return self._floors
 
     def search_costs(self) -> dict[str, dict[str, Any]]:
         """task -> its search's study, trials, CPU and wall seconds (the tasks searched so far)."""

@@ -119,6 +119,21 @@ class TaskData:
             out["f1_macro"] = metrics.macro_f1(predictions, references)
         return out
 
+    def constant_prediction_scores(self) -> dict[str, float]:
+        """Dev metrics of a model that ignores its input and predicts the training set's most frequent
+        class (regression: its mean score, whose correlations count as 0): the floor a trained model
+        must rise above. A trained run that scores exactly this has most likely learnt nothing."""
+        if self.dev is None:
+            raise ValueError(f"task {self.name} has no dev split")
+        labels = np.asarray(self.train.labels)
+        if self.is_regression:
+            constant = labels.mean()
+        else:
+            classes, counts = np.unique(labels, return_counts=True)
+            constant = classes[np.argmax(counts)]
+        references = np.asarray(self.dev.labels)
+        return self.score(np.full(len(references), constant, dtype=references.dtype), references)
+
     def plan(
         self,
         mode: str,
