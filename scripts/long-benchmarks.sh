@@ -10,6 +10,9 @@
 set -e
 cd "$(dirname "$0")/.."
 export AUTOPEFT_GLUE_DIR="${AUTOPEFT_GLUE_DIR:-$(cd .. && pwd)/shared/data/glue}" OMP_WAIT_POLICY=PASSIVE
+# nice alone yields only within this session: the kernel's autogroups (setsid) share the CPU as equals, so
+# lower this session's autogroup too, or a test run beside the benchmarks gets a fifth of the cores.
+echo 10 > /proc/self/autogroup 2> /dev/null || true
 AUTOPEFT="nice -n 10 .venv/bin/autopeft"
 mkdir -p runs
 echo "== $(date -u) pool"
