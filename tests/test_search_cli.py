@@ -43,6 +43,7 @@ def test_search_report_and_closing_json(tmp_path):
     final = json.loads(result.stdout.strip().splitlines()[-1])
     assert final["study"] == "demo" and final["complete"] == 3 and final["failed"] == 0
     assert 1 <= final["pareto_size"] <= 3 and final["hypervolume"] >= 0
+    assert 0.3 < final["constant_prediction"] < 0.7  # the held-out slice's majority-class accuracy on RTE
     assert "trial 3/3" in result.stderr and "pareto" in result.stderr
     trials = _trials(url, "demo")
     attrs = trials[0].user_attrs
@@ -60,6 +61,7 @@ def test_search_report_and_closing_json(tmp_path):
     text = (out / "report.md").read_text()
     assert "## Pareto front" in text and "## Best configuration within a parameter budget" in text
     assert "- cost: 0.0" in text and "CPU hours" in text  # three tiny trials: well under an hour
+    assert f"scores {final['constant_prediction']:.4f} on the held-out slice;" in text and "of 3 complete" in text
     assert json.loads((out / "pareto.json").read_text())["pareto"][0]["config"]
     assert "## Manual baselines (same fidelity)" in text and "| pfeiffer |" in text and "| lora |" in text
 

@@ -122,3 +122,13 @@ def test_constant_prediction_scores_the_majority_class_and_a_constant_regressor(
     assert scores["pearson_spearman_mean"] == 0.0 and scores["mse"] == pytest.approx((1.5**2 + 2.0**2) / 2)
     with pytest.raises(ValueError, match="no dev split"):
         TaskData("t", "accuracy", ("a", "b"), train).constant_prediction_scores()
+
+
+def test_constant_prediction_on_a_search_plan_uses_its_training_subset_and_held_out_slice(rte):
+    plan = rte.plan("search", heldout_fraction=0.1, max_train_samples=1000, max_eval_samples=200)
+    train = np.asarray(rte.train.labels)[plan.train.indices]
+    held = np.asarray(rte.train.labels)[plan.evals[""].indices]
+    majority = Counter(train.tolist()).most_common(1)[0][0]
+    score = rte.constant_prediction_scores(plan)["accuracy"]
+    assert len(held) == 200 and score == pytest.approx(float(np.mean(held == majority)))
+    assert score != rte.constant_prediction_scores()["accuracy"]  # not dev's 0.527

@@ -97,6 +97,15 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
         f"hypervolume {study_hypervolume(study, rows):.4f}",
         f"- cost: {cost['cpu_seconds'] / 3600:.2f} CPU hours, {cost['wall_seconds'] / 3600:.2f} hours of wall time "
         "(suggestions and training, summed over workers)",
+    ]
+    floor = attrs.get("constant_prediction")
+    if floor is not None:
+        lines.append(
+            f"- floor: a constant prediction (the training subset's majority class; for regression its mean) scores"
+            f" {floor:.4f} on the held-out slice; {sum(r.metric > floor for r in rows)} of {len(rows)} complete trials"
+            " score above it (trials at it learnt nothing at this fidelity)"
+        )
+    lines += [
         "",
         "Scores during the search are on a held-out slice of the training set (low fidelity); "
         "retrained scores are full-fidelity runs reported on the dev set.",
@@ -173,6 +182,9 @@ def _plot_pareto(study: optuna.Study, rows: list[TrialRow], front: list[TrialRow
         ax.annotate(
             name, (b["percent"], b["metric"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C3"
         )
+    floor = study.user_attrs.get("constant_prediction")
+    if floor is not None:
+        ax.axhline(floor, color="0.5", linestyle="--", linewidth=1, label="constant prediction")
     ax.set_xscale("log")
     ax.set_xlabel("trainable PEFT parameters (% of backbone, log scale)")
     ax.set_ylabel(f"{metric} (search fidelity)")

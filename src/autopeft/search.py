@@ -201,4 +201,5 @@ def summary(study: optuna.Study) -> tuple[str, dict[str, Any]]:
         "failed": failed,
         "pareto_size": len(front),
         "hypervolume": round(study_hypervolume(study, rows), 6),
+        "constant_prediction": study.user_attrs.get("constant_prediction"),
     }

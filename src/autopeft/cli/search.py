@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         "params_min": budget.smallest,
         "metric_ref": 0.0,
         "backbone_params": dims.backbone_params,
+        "constant_prediction": search_floor(task, fidelity),
     }
     stored = study.user_attrs
     for key, value in settings.items():
@@ -181,6 +182,15 @@ def run(args: argparse.Namespace) -> int:
             study.set_user_attr(key, value)
     code = _run_study(study, task, args, baselines)
     return code
+
+
+def search_floor(task: Any, fidelity: Any) -> float | None:
+    """What a constant prediction scores on the search's held-out slice (`TaskData.constant_prediction_scores`):
+    trials near it learnt nothing at this fidelity. None when the fidelity leaves a view empty."""
+    plan = fidelity.plan(task, "search")
+    if len(plan.train) == 0 or len(plan.evals[""]) == 0:
+        return None
+    return task.constant_prediction_scores(plan)[task.metric_name]
 
 
 def run_worker(args: argparse.Namespace) -> int:

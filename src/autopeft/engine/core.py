@@ -150,14 +150,7 @@ class Engine:
         item = self.resolve(config)
         count = self.count(item)
         lr = fidelity.lr or DEFAULT_LRS[family_of(item)]
-        plan = self.task.plan(
-            mode,
-            heldout_fraction=fidelity.heldout_fraction,
-            split_seed=fidelity.split_seed,
-            max_train_samples=fidelity.max_train_samples,
-            train_fraction=fidelity.train_fraction,
-            max_eval_samples=fidelity.max_eval_samples,
-        )
+        plan = fidelity.plan(self.task, mode)
         result = TrialResult(
             status="ok",
             reason=None,

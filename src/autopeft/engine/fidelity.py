@@ -12,11 +12,14 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.methods import Method
 from autopeft.space import PEFTConfig
+
+if TYPE_CHECKING:
+    from autopeft.tasks import Plan, TaskData
 
 # AdamW learning rates by method family, used when the fidelity sets none.
 # - adapter, prefix, mixed 1e-4: the original AutoPEFT code trains every searched configuration and
@@ -123,6 +126,17 @@ class Fidelity:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def plan(self, task: TaskData, mode: str) -> Plan:
+        """What a trial at this fidelity trains on and is scored on (see `TaskData.plan`)."""
+        return task.plan(
+            mode,
+            heldout_fraction=self.heldout_fraction,
+            split_seed=self.split_seed,
+            max_train_samples=self.max_train_samples,
+            train_fraction=self.train_fraction,
+            max_eval_samples=self.max_eval_samples,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fidelity:

@@ -119,19 +119,27 @@ class TaskData:
             out["f1_macro"] = metrics.macro_f1(predictions, references)
         return out
 
-    def constant_prediction_scores(self) -> dict[str, float]:
-        """Dev metrics of a model that ignores its input and predicts the training set's most frequent
-        class (regression: its mean score, whose correlations count as 0): the floor a trained model
-        must rise above. A trained run that scores exactly this has most likely learnt nothing."""
-        if self.dev is None:
-            raise ValueError(f"task {self.name} has no dev split")
-        labels = np.asarray(self.train.labels)
-        if self.is_regression:
-            constant = labels.mean()
+    def constant_prediction_scores(self, plan: Plan | None = None) -> dict[str, float]:
+        """Metrics of a model that ignores its input and predicts its training examples' most frequent
+        class (regression: their mean score, whose correlations count as 0): the floor a trained model
+        must rise above. A trained run that scores exactly this has most likely learnt nothing.
+
+        plan: train on its training subset and score on its headline view (default: all of train, dev).
+        """
+        train_labels = np.asarray(self.train.labels)
+        if plan is None:
+            if self.dev is None:
+                raise ValueError(f"task {self.name} has no dev split")
+            references = np.asarray(self.dev.labels)
         else:
-            classes, counts = np.unique(labels, return_counts=True)
+            scored = plan.evals[""]
+            train_labels = train_labels[plan.train.indices]
+            references = np.asarray(self.split(scored.split).labels)[scored.indices]
+        if self.is_regression:
+            constant = train_labels.mean()
+        else:
+            classes, counts = np.unique(train_labels, return_counts=True)
             constant = classes[np.argmax(counts)]
-        references = np.asarray(self.dev.labels)
         return self.score(np.full(len(references), constant, dtype=references.dtype), references)
 
     def plan(
