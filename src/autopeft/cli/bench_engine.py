@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     setup_seconds = time.perf_counter() - started
     item = engine.resolve(read_config(args.config) if args.config else args.method or "pfeiffer")
     lr = fidelity.lr or DEFAULT_LRS[family_of(item)]
-    plan = task.plan("final", max_train_samples=fidelity.max_train_samples, max_eval_samples=fidelity.max_eval_samples)
+    plan = fidelity.plan(task, "final")  # the views the engine will train and score on
     label = item.name if not args.config else item.describe()
     print(
         f"bench engine: {task.name}, {args.model}, {label}, {len(plan.train)} train / {len(plan.evals[''])} dev, "
