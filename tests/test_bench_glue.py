@@ -58,6 +58,9 @@ def test_manual_rows_then_searches_resume_without_retraining(glue_dir, tmp_path,
     assert "| AutoPEFT, transferred |" in text and "| AutoPEFT, per task |" in text and "Incomplete" not in text
     assert (tmp_path / "RESULTS.png").is_file()
     assert "RTE #1:" in text and "| RTE (`g-search-rte`) | 3 |" in text
+    rte_search = optuna.load_study(study_name="g-search-rte", storage=f"sqlite:///{tmp_path / 'bench.db'}")
+    floor, best = rte_search.user_attrs["constant_prediction"], max(t.values[0] for t in rte_search.trials if t.values)
+    assert f"| {100 * floor:.1f} | {100 * best:.1f} |" in text  # the search's signal: its floor and best trial
     assert "| *Constant prediction (majority class)* | *52.7* | *0.0* | *26.4* | 0 |" in text  # from the dev files
 
     before = dict(attrs)

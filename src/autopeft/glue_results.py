@@ -382,12 +382,25 @@ def write_page(page: Page, path: Path) -> Path:
             lines.append(f"- {task_title(task)} #{k}: {PEFTConfig.from_json(text).describe()} (`{text}`)")
     if not page.chosen:
         lines.append("- none yet")
-    lines += ["", "## Cost", "", "| Search | Trials | CPU hours | Wall hours |", "|---|---:|---:|---:|"]
+    lines += ["", "## Searches: cost and signal", ""]
+    lines += [
+        "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for task, cost in page.search_costs.items():
+        floor, best = (cost.get(k) for k in ("floor", "best"))
         lines.append(
             f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} | {cost['cpu_seconds'] / 3600:.2f} |"
-            f" {cost['wall_seconds'] / 3600:.2f} |"
+            f" {cost['wall_seconds'] / 3600:.2f} | {'–' if floor is None else f'{100 * floor:.1f}'} |"
+            f" {'–' if best is None else f'{100 * best:.1f}'} |"
         )
+    if page.search_costs:
+        lines += [
+            "",
+            "Search scores are on each search's held-out slice of train; the floor is what a constant prediction"
+            " (the majority class) scores there. A best trial within noise of its floor means that search had no"
+            " signal at its fidelity, and its chosen configuration is close to a random pick.",
+        ]
     lines += [
         "",
         f"Final runs: {page.final_cpu_seconds / 3600:.2f} CPU hours ({page.final_wall_seconds / 3600:.2f} hours of"

@@ -425,15 +425,23 @@ class Bench:
         return self._floors
 
     def search_costs(self) -> dict[str, dict[str, Any]]:
-        """task -> its search's study, trials, CPU and wall seconds (the tasks searched so far)."""
-        from autopeft.results import search_cost
+        """task -> its search's study, trials, CPU and wall seconds, and its signal: the held-out floor (a
+        constant prediction's score) and the best trial's score (the tasks searched so far)."""
+        from autopeft.results import completed_rows, search_cost
         from autopeft.search import finished_count
 
         costs = {}
         for task in self.tasks:
             study = _study_or_none(self.search_study_name(task), self.storage)
             if study is not None:
-                costs[task] = {"study": study.study_name, "trials": finished_count(study), **search_cost(study)}
+                best = max((r.metric for r in completed_rows(study)), default=None)
+                costs[task] = {
+                    "study": study.study_name,
+                    "trials": finished_count(study),
+                    **search_cost(study),
+                    "floor": study.user_attrs.get("constant_prediction"),
+                    "best": best,
+                }
         return costs
 
 
