@@ -222,14 +222,19 @@ def markdown_table(
         avg = f"{100 * row.average:.1f} ± {100 * (row.average_std or 0):.1f}" if row.complete else "–"
         percent = f"{row.percent:.3g}" if row.percent is not None else "–"
         lines.append("| " + " | ".join([row.title(), *cells, avg, percent]) + " |")
-    if floors and all(t in floors for t in tasks):
+    average = floor_average(floors, tasks)
+    if average is not None:
         values = [f"*{100 * floors[t]:.1f}*" for t in tasks]
-        average = f"*{100 * statistics.fmean(floors[t] for t in tasks):.1f}*"
-        lines.append("| " + " | ".join([f"*{FLOOR_TITLE}*", *values, average, "0"]) + " |")
+        lines.append("| " + " | ".join([f"*{FLOOR_TITLE}*", *values, f"*{100 * average:.1f}*", "0"]) + " |")
     return "\n".join(lines)
 
 
 FLOOR_TITLE = "Constant prediction (majority class)"
+
+
+def floor_average(floors: Mapping[str, float], tasks: Sequence[str]) -> float | None:
+    """The constant prediction's average over `tasks`, or None unless every task has its floor."""
+    return statistics.fmean(floors[t] for t in tasks) if tasks and all(t in floors for t in tasks) else None
 
 
 def at_floor(cell: Cell, floor: float | None) -> bool:
@@ -313,8 +318,8 @@ def write_page(page: Page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = path.with_suffix(".png")
     rows = list(page.rows)
-    floor = statistics.fmean(page.floors[t] for t in page.tasks) if all(t in page.floors for t in page.tasks) else None
-    plot(rows, figure, f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}", floor)
+    title = f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}"
+    plot(rows, figure, title, floor_average(page.floors, page.tasks))
     cells = sum(len(r.cells) for r in rows)
     complete = cells >= page.cells_expected and all(r.complete for r in rows)
     fid = page.fidelity

@@ -249,15 +249,14 @@ def _sampler_for(study: Any, space: Any, dims: Any, num_labels: int) -> Any:
 
 
 def _run_study(study: Any, task: Any, args: argparse.Namespace, baselines: list[str] = ()) -> int:
-    from autopeft.engine import Engine, Fidelity
+    from autopeft.engine import Fidelity
     from autopeft.search import finished_count, summary
 
     attrs = study.user_attrs
     if task.name != attrs["task"] or task.num_labels != attrs["num_labels"]:
         raise UserError(f"the data does not match study {study.study_name!r} (task {attrs['task']})")
     fidelity = Fidelity.from_dict(attrs["fidelity"])
-    # the backbone is loaded once, and only if there is something to train
-    engine = functools.cache(lambda: Engine(attrs["model"], task, device=args.device))
+    engine = _lazy_engine(attrs["model"], task, args.device)
     if finished_count(study) < attrs["trials"]:
         if args.jobs > 1:
             _run_trials_in_workers(study.study_name, args)
@@ -331,9 +330,15 @@ def _run_trials_in_workers(study_name: str, args: argparse.Namespace) -> None:
 
 
 def _trials_worker(study_name: str, args: argparse.Namespace) -> None:
-    from autopeft.engine import Engine
     from autopeft.study import load_study, open_storage
 
     study = load_study(study_name, open_storage(args.storage))
     task = study_task(study, getattr(args, "glue_dir", None))
-    _run_trials(study, task, args, functools.cache(lambda: Engine(study.user_attrs["model"], task, device=args.device)))
+    _run_trials(study, task, args, _lazy_engine(study.user_attrs["model"], task, args.device))
+
+
+def _lazy_engine(model: str, task: Any, device: str | None) -> Callable[[], Any]:
+    """The engine, built on first call and kept: the backbone is loaded once, and only if something trains."""
+    from autopeft.engine import Engine
+
+    return functools.cache(lambda: Engine(model, task, device=device))
