@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 
 from autopeft.cli import main
 
@@ -83,7 +84,7 @@ def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path
     assert "unknown GLUE task 'squad'" in capsys.readouterr().err
     assert _bench(glue_dir, tmp_path, "--tasks", "cola", "--transfer-from", "rte") == 2
     assert _bench(glue_dir, tmp_path, "--lrs", "adapters=1e-3") == 2
-    assert "--lrs wants family=lr" in capsys.readouterr().err
+    assert "--lrs wants family=lr or method=lr" in capsys.readouterr().err
     assert _bench(glue_dir, tmp_path, "--report-only", "--name", "nothing") == 2
     assert "no study named 'nothing'" in capsys.readouterr().err
     assert _bench(glue_dir, tmp_path, "--sampler", "cmaes") == 2
@@ -113,3 +114,18 @@ def test_each_row_reads_its_own_item_per_task(tmp_path):
     assert table["autopeft-transfer"]["cola"][0]["score"] == 0.1
     assert table["autopeft-task"]["cola"][0]["score"] == 0.3  # cola's own search, not RTE's configuration
     assert table["autopeft-task"]["rte"][0]["score"] == 0.6
+
+
+def test_a_method_named_in_lrs_trains_at_its_own_rate_the_rest_at_their_familys(tmp_path):
+    from autopeft.cli.bench_glue import Bench, parse_lrs
+    from autopeft.errors import UserError
+    from autopeft.study import open_storage
+
+    lrs = parse_lrs("parallel=1e-4,mam=2e-4")
+    bench = Bench(open_storage(f"sqlite:///{tmp_path / 'b.db'}"), "b", {"model": "tiny-bert", "lrs": lrs})
+    assert bench.lr_of("parallel") == 1e-4 and bench.lr_of("mam") == 2e-4
+    assert bench.lr_of("pfeiffer") == bench.lr_of("houlsby") == 1e-3  # parallel's family, "adapter", is unchanged
+    assert bench.lr_of("unipelt") == 1e-3 and bench.lr_of("full") == 5e-5
+    assert bench.lr_of('{"parallel":8,"layers":[0]}') == 1e-3  # a searched configuration: its family's rate
+    with pytest.raises(UserError, match="--lrs parallel='fast' is not a number"):
+        parse_lrs("parallel=fast")

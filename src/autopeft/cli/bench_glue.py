@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lrs",
         default=GLUE_LRS,
-        help=f"learning rate by family, unless the fidelity sets lr (default {GLUE_LRS})",
+        help=f"learning rate by family or by method (parallel=1e-4), unless the fidelity sets lr (default {GLUE_LRS})",
     )
     search = parser.add_argument_group("AutoPEFT searches")
     search.add_argument("--transfer-from", default="rte", help="the task whose search is transferred (default rte)")
@@ -78,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_lrs(text: str) -> dict[str, float]:
-    """`family=lr,...` over `GLUE_LRS`: every method family gets a learning rate."""
-    from autopeft.methods import FAMILIES
+    """`name=lr,...` over `GLUE_LRS`: every method family gets a learning rate; a method named here
+    (`parallel=1e-4`) trains at its own instead of its family's."""
+    from autopeft.methods import FAMILIES, METHODS
 
     lrs: dict[str, float] = {}
     for text_item in [*GLUE_LRS.split(","), *text.split(",")]:
@@ -87,8 +88,11 @@ def parse_lrs(text: str) -> dict[str, float]:
         name = name.strip()
         if not text_item.strip():
             continue
-        if not sep or name not in FAMILIES:
-            raise UserError(f"--lrs wants family=lr with families {', '.join(FAMILIES)}, got {text_item!r}")
+        if not sep or (name not in FAMILIES and name not in METHODS):
+            raise UserError(
+                f"--lrs wants family=lr or method=lr (families {', '.join(FAMILIES)}; methods "
+                f"{', '.join(METHODS)}), got {text_item!r}"
+            )
         try:
             lrs[name] = float(value)
         except ValueError:
@@ -307,7 +311,8 @@ class Bench:
         from autopeft.engine import family_of
         from autopeft.engine.workers import decode_item
 
-        return self.settings["lrs"][family_of(decode_item(item))]
+        lrs = self.settings["lrs"]
+        return lrs[item] if item in lrs else lrs[family_of(decode_item(item))]
 
     def _add_row(self, row: str, tasks: list[str], item: str) -> None:
         cells = dict(self.rows.get(row, {}))
