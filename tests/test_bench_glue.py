@@ -129,3 +129,15 @@ def test_a_method_named_in_lrs_trains_at_its_own_rate_the_rest_at_their_familys(
     assert bench.lr_of('{"parallel":8,"layers":[0]}') == 1e-3  # a searched configuration: its family's rate
     with pytest.raises(UserError, match="--lrs parallel='fast' is not a number"):
         parse_lrs("parallel=fast")
+
+
+def test_report_only_shows_what_the_bench_ran_not_the_defaults(glue_dir, tmp_path):
+    assert _bench(glue_dir, tmp_path, "--no-search", "--methods", "lora", "--seeds", "1", "--tasks", "cola") == 0
+    ran = (tmp_path / "RESULTS.md").read_text()
+    (tmp_path / "RESULTS.md").unlink()
+    argv = ["bench", "glue", "--report-only", "--storage", f"sqlite:///{tmp_path / 'bench.db'}", "--name", "g"]
+    assert main([*argv, "--glue-dir", str(glue_dir), "--out", str(tmp_path / "RESULTS.md")]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text == ran  # CoLA and LoRA, seed 1: not every task in the folder, the default methods and seeds
+    assert "| Method | CoLA (MCC) | Avg | % params |" in text and "RTE (acc.)" not in text and "Incomplete" not in text
+    assert "Seeds: 1;" in text

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--glue-dir", metavar="DIR", help="GLUE folder in the TSV layout (default: $AUTOPEFT_GLUE_DIR)")
     parser.add_argument("--tasks", help="comma-separated GLUE tasks (default: every GLUE task in the GLUE folder)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"manual rows (default {DEFAULT_METHODS})")
-    parser.add_argument("--seeds", default="0,1,2", help="training seeds of every cell (default 0,1,2)")
+    parser.add_argument("--methods", help=f"manual rows (default {DEFAULT_METHODS}; --report-only: the stored ones)")
+    parser.add_argument("--seeds", help="training seeds of every cell (default 0,1,2; --report-only: the stored ones)")
     add_fidelity_arguments(parser, GLUE_FIDELITY)
     parser.add_argument(
         "--lrs",
@@ -114,26 +114,18 @@ def glue_tasks_in(glue_dir: str | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.engine import Fidelity
-    from autopeft.methods import METHODS
     from autopeft.study import open_storage
-    from autopeft.tasks.glue import TASKS
 
-    seeds = parse_seeds(args.seeds)
+    if args.report_only:
+        return _report_only(args)
+    seeds = parse_seeds(args.seeds or "0,1,2")
     fidelity = fidelity_from_args(args, Fidelity.parse(GLUE_FIDELITY))
     lrs = parse_lrs(args.lrs)
     search_fidelity = Fidelity.parse(args.search_fidelity)
     if search_fidelity.lr is None:  # every searched configuration trains at the PEFT rate
         search_fidelity = search_fidelity.replace(lr=lrs["mixed"])
-    tasks = (
-        [t.strip().lower() for t in args.tasks.split(",") if t.strip()] if args.tasks else glue_tasks_in(args.glue_dir)
-    )
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        raise UserError(f"unknown GLUE task {unknown[0]!r}" if unknown else "no GLUE task to run")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise UserError(f"unknown method {bad[0]!r}; known: {', '.join(METHODS)}")
+    tasks = _named_tasks(args.tasks) if args.tasks else glue_tasks_in(args.glue_dir)
+    methods = _named_methods(args.methods or DEFAULT_METHODS)
     searching = not args.no_search
     if searching and args.transfer_from not in tasks:
         raise UserError(f"--transfer-from {args.transfer_from} is not among the tasks ({', '.join(tasks)})")
@@ -160,23 +152,13 @@ def run(args: argparse.Namespace) -> int:
         },
     }
     data = {t: {"name": t, "glue_dir": args.glue_dir} for t in tasks}
-    if not args.report_only:
-        from autopeft.tasks import load_task
+    from autopeft.tasks import load_task
 
-        for t in tasks:
-            load_task(**data[t])  # every task's data is there before anything is stored
+    for t in tasks:
+        load_task(**data[t])  # every task's data is there before anything is stored
     storage = open_storage(args.storage)
-    name = args.name or f"glue-{Path(args.model.rstrip('/')).name}"
-    if args.report_only:
-        from autopeft.study import load_study
-
-        load_study(name, storage)  # a missing bench study is an error, not a new empty one
-    bench = Bench(storage, name, None if args.report_only else settings)
+    bench = Bench(storage, _bench_name(args), settings)
     bench.seeds, bench.tasks, bench.methods, bench.out, bench.data = seeds, tasks, methods, args.out, data
-    if args.report_only:
-        bench.write()
-        print(f"results: {args.out}")
-        return 0
     bench.note_machine(args.jobs)
     bench.train(methods, tasks, data, fidelity, args)
     if searching:
@@ -193,6 +175,49 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {args.out}")
     print(json.dumps(bench.summary()))
     return 0
+
+
+def _report_only(args: argparse.Namespace) -> int:
+    """The page from the stored bench: its own tasks, manual methods and seeds unless named."""
+    from autopeft.study import load_study, open_storage
+
+    storage = open_storage(args.storage)
+    name = _bench_name(args)
+    load_study(name, storage)  # a missing bench study is an error, not a new empty one
+    bench = Bench(storage, name, None)
+    tasks, methods, seeds = bench.ran()
+    bench.tasks = _named_tasks(args.tasks) if args.tasks else tasks
+    bench.methods = _named_methods(args.methods) if args.methods else methods
+    bench.seeds = parse_seeds(args.seeds) if args.seeds else seeds
+    bench.out = args.out
+    bench.data = {t: {"name": t, "glue_dir": args.glue_dir} for t in bench.tasks}
+    bench.write()
+    print(f"results: {args.out}")
+    return 0
+
+
+def _bench_name(args: argparse.Namespace) -> str:
+    return args.name or f"glue-{Path(args.model.rstrip('/')).name}"
+
+
+def _named_tasks(text: str) -> list[str]:
+    from autopeft.tasks.glue import TASKS
+
+    tasks = [t.strip().lower() for t in text.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise UserError(f"unknown GLUE task {unknown[0]!r}" if unknown else "no GLUE task to run")
+    return tasks
+
+
+def _named_methods(text: str) -> list[str]:
+    from autopeft.methods import METHODS
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UserError(f"unknown method {bad[0]!r}; known: {', '.join(METHODS)}")
+    return methods
 
 
 def _row(base: str, k: int) -> str:
@@ -256,6 +281,15 @@ class Bench:
             f"torch {torch.__version__}, {jobs} worker(s)"
         )
         self.study.set_user_attr("machines", machines)
+
+    def ran(self) -> tuple[list[str], list[str], list[int]]:
+        """The tasks (in GLUE's order), manual methods and seeds this bench has rows and runs for."""
+        from autopeft.methods import METHODS
+        from autopeft.tasks.glue import TASKS
+
+        covered = {task for cells in self.rows.values() for task in cells}
+        seeds = {int(key.split(":")[2]) for key in self.attrs() if key.startswith("run:")}
+        return [t for t in TASKS if t in covered], [r for r in self.rows if r in METHODS], sorted(seeds)
 
     def chosen(self, task: str) -> list[str]:
         return list(self.study.user_attrs.get(f"chosen:{task}", []))
