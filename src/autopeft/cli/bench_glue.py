@@ -115,6 +115,7 @@ def glue_tasks_in(glue_dir: str | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from autopeft.engine import Fidelity
     from autopeft.study import open_storage
+    from autopeft.tasks import load_task
 
     if args.report_only:
         return _report_only(args)
@@ -152,8 +153,6 @@ def run(args: argparse.Namespace) -> int:
         },
     }
     data = {t: {"name": t, "glue_dir": args.glue_dir} for t in tasks}
-    from autopeft.tasks import load_task
-
     for t in tasks:
         load_task(**data[t])  # every task's data is there before anything is stored
     storage = open_storage(args.storage)
