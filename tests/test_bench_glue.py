@@ -141,3 +141,4 @@ def test_report_only_shows_what_the_bench_ran_not_the_defaults(glue_dir, tmp_pat
     assert text == ran  # CoLA and LoRA, seed 1: not every task in the folder, the default methods and seeds
     assert "| Method | CoLA (MCC) | Avg | % params |" in text and "RTE (acc.)" not in text and "Incomplete" not in text
     assert "Seeds: 1;" in text
+    assert "No search has run in this bench." in text and "| Search | Trials |" not in text

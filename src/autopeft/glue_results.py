@@ -331,8 +331,8 @@ def write_page(page: Page, path: Path) -> Path:
         "",
         "## Setup",
         "",
-        f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (every GLUE task in the"
-        f" data folder unless named). Seeds: {', '.join(map(str, page.seeds))}; cells are mean ± sample std over"
+        f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (by default every GLUE"
+        f" task in the data folder). Seeds: {', '.join(map(str, page.seeds))}; cells are mean ± sample std over"
         " seeds, x100.",
         f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
         f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
@@ -388,10 +388,13 @@ def write_page(page: Page, path: Path) -> Path:
     if not page.chosen:
         lines.append("- none yet")
     lines += ["", "## Searches: cost and signal", ""]
-    lines += [
-        "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    if page.search_costs:
+        lines += [
+            "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines.append("No search has run in this bench.")
     for task, cost in page.search_costs.items():
         floor, best = (cost.get(k) for k in ("floor", "best"))
         lines.append(
