@@ -388,21 +388,20 @@ def write_page(page: Page, path: Path) -> Path:
     if not page.chosen:
         lines.append("- none yet")
     lines += ["", "## Searches: cost and signal", ""]
-    if page.search_costs:
+    if not page.search_costs:
+        lines.append("No search has run in this bench.")
+    else:
         lines += [
             "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-    else:
-        lines.append("No search has run in this bench.")
-    for task, cost in page.search_costs.items():
-        floor, best = (cost.get(k) for k in ("floor", "best"))
-        lines.append(
-            f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} | {cost['cpu_seconds'] / 3600:.2f} |"
-            f" {cost['wall_seconds'] / 3600:.2f} | {'–' if floor is None else f'{100 * floor:.1f}'} |"
-            f" {'–' if best is None else f'{100 * best:.1f}'} |"
-        )
-    if page.search_costs:
+        for task, cost in page.search_costs.items():
+            floor, best = (cost.get(k) for k in ("floor", "best"))
+            lines.append(
+                f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} |"
+                f" {cost['cpu_seconds'] / 3600:.2f} | {cost['wall_seconds'] / 3600:.2f} |"
+                f" {'–' if floor is None else f'{100 * floor:.1f}'} | {'–' if best is None else f'{100 * best:.1f}'} |"
+            )
         lines += [
             "",
             "Search scores are on each search's held-out slice of train; the floor is what a constant prediction"
