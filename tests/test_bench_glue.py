@@ -99,8 +99,8 @@ def test_other_settings_and_bad_input_refused_without_writing(glue_dir, tmp_path
 
 
 def test_each_row_reads_its_own_item_per_task(tmp_path):
-    from autopeft.cli.bench_glue import Bench
-    from autopeft.study import open_storage
+    from autopeft.bench.glue_study import Bench
+    from autopeft.search.storage import open_storage
 
     bench = Bench(open_storage(f"sqlite:///{tmp_path / 'b.db'}"), "b", {"model": "tiny-bert"})
     bench.seeds, bench.tasks, bench.methods = [0], ["rte", "cola"], ["lora"]
@@ -117,9 +117,10 @@ def test_each_row_reads_its_own_item_per_task(tmp_path):
 
 
 def test_a_method_named_in_lrs_trains_at_its_own_rate_the_rest_at_their_familys(tmp_path):
-    from autopeft.cli.bench_glue import Bench, parse_lrs
+    from autopeft.bench.glue import parse_lrs
+    from autopeft.bench.glue_study import Bench
     from autopeft.errors import UserError
-    from autopeft.study import open_storage
+    from autopeft.search.storage import open_storage
 
     lrs = parse_lrs("parallel=1e-4,mam=2e-4")
     bench = Bench(open_storage(f"sqlite:///{tmp_path / 'b.db'}"), "b", {"model": "tiny-bert", "lrs": lrs})

@@ -35,7 +35,7 @@ def searched(tmp_path_factory):
 def _pareto(url: str) -> list[dict]:
     import optuna
 
-    from autopeft.results import completed_rows, pareto_rows
+    from autopeft.search.results import completed_rows, pareto_rows
 
     study = optuna.load_study(study_name="t", storage=url)
     return [{"number": r.number, "metric": r.metric} for r in pareto_rows(completed_rows(study))]

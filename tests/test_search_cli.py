@@ -97,7 +97,8 @@ def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
 
 def test_reference_point_and_copula_reach_the_sampler(tmp_path):
     from autopeft import models
-    from autopeft.cli.search import _sampler_for
+    from autopeft.search.record import StudyRecord
+    from autopeft.search.run import sampler_for
     from autopeft.space import SearchSpace
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -107,7 +108,7 @@ def test_reference_point_and_copula_reach_the_sampler(tmp_path):
     study = optuna.load_study(study_name="r", storage=url)
     assert study.user_attrs["sampler_options"]["ref_point"] == [0.4, 5000.0]
     dims = models.dims_of("tiny-bert")
-    sampler = _sampler_for(study, SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims, 2)
+    sampler = sampler_for(StudyRecord.load(study), SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims)
     assert sampler.options.ref_point == (0.4, 5000.0) and sampler.options.copula  # what a worker builds too
 
 

@@ -1,41 +1,36 @@
-"""`autopeft bench make-pool`: real low-fidelity evaluations of random configurations, for the
-optimiser benchmark's pool problems (`autopeft bench optimizers --problem pool:PATH.csv`).
-
-Resumable: rows already in the CSV are skipped, so the command can be stopped at any moment and
-run again, in this session or a later one. The first `--noise-configs` configurations are also
-trained with `--noise-seeds` extra seeds, so the spread across configurations can be compared with
-the seed noise.
-"""
+"""`autopeft bench make-pool`: parse, call `autopeft.bench.pool.make_pool`, print its summary."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
-import statistics
 import sys
 from pathlib import Path
 
-from autopeft.cli.options import add_data_arguments, add_fidelity_arguments, fidelity_from_args, task_kwargs_from_args
-from autopeft.errors import UserError
+from autopeft.bench.pool import POOL_FIDELITY
+from autopeft.cli.options import (
+    add_data_arguments,
+    add_device_argument,
+    add_fidelity_arguments,
+    fidelity_from_args,
+    task_args_from,
+)
+from autopeft.names import SPACES
 
 HELP = "build a pool of real low-fidelity evaluations of random configurations (resumable CSV)"
-POOL_FIDELITY = "epochs=3,max_train_samples=1000,max_eval_samples=400,batch_size=16,lr=5e-4"
-COLUMNS = ("config", "metric", "params", "percent", "seed", "train_seconds", "eval_seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="minilm")
     add_data_arguments(parser)
     add_fidelity_arguments(parser, POOL_FIDELITY)
-    parser.add_argument("--space", choices=("paper", "extended"), default="paper")
+    parser.add_argument("--space", choices=SPACES, default="paper")
     parser.add_argument("--configs", type=int, default=300, help="distinct random configurations (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the configuration draw and of training")
     parser.add_argument("--noise-configs", type=int, default=8, help="configurations also trained with more seeds")
     parser.add_argument("--noise-seeds", type=int, default=3, help="seeds per noise configuration (default 3)")
     parser.add_argument("--out", type=Path, required=True, help="the pool CSV (created or continued)")
-    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    add_device_argument(parser)
     parser.add_argument(
         "--jobs",
         type=int,
@@ -45,122 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def draw_configs(space, count: int, seed: int) -> list:
-    """`count` distinct configurations drawn uniformly from `space`, the same for the same seed."""
-    rng = random.Random(seed)
-    seen: dict = {}
-    while len(seen) < count:
-        seen.setdefault(space.sample(rng), None)
-    return list(seen)
-
-
-def _jobs(configs: list, seed: int, noise_configs: int, noise_seeds: int) -> list[tuple]:
-    """(config, training seed): the first few configurations with every noise seed (so the noise is
-    known early), then every other configuration once."""
-    jobs = [(c, seed + k) for c in configs[:noise_configs] for k in range(max(noise_seeds, 1))]
-    return jobs + [(c, seed) for c in configs[noise_configs:]]
-
-
-def summarise(rows: list[dict]) -> dict:
-    """Spread of the metric across configurations (first seed) against seed noise (repeated configs)."""
-    by_config: dict[str, list[float]] = {}
-    for row in rows:
-        by_config.setdefault(row["config"], []).append(float(row["metric"]))
-    firsts = [values[0] for values in by_config.values()]
-    repeated = [values for values in by_config.values() if len(values) > 1]
-    noise = statistics.fmean(statistics.stdev(v) for v in repeated) if repeated else None
-    spread = statistics.stdev(firsts) if len(firsts) > 1 else None
-    return {
-        "configs": len(by_config),
-        "rows": len(rows),
-        "metric_min": min(firsts) if firsts else None,
-        "metric_max": max(firsts) if firsts else None,
-        "spread_std": spread,
-        "seed_noise_std": noise,
-        "spread_over_noise": spread / noise if spread is not None and noise else None,
-    }
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise UserError(f"{path} is not a pool file of this version (columns {', '.join(COLUMNS)})")
-        return list(reader)
-
-
 def run(args: argparse.Namespace) -> int:
-    from autopeft import models
+    from autopeft.bench.pool import PoolRequest, make_pool
     from autopeft.engine import Fidelity
-    from autopeft.engine.workers import Job, run_jobs
-    from autopeft.space import SearchSpace
-    from autopeft.tasks import load_task
 
-    if args.configs < 2:
-        raise UserError(f"--configs must be at least 2, got {args.configs}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-    fidelity = fidelity_from_args(args, Fidelity.parse(POOL_FIDELITY))
-    data = task_kwargs_from_args(args)
-    task = load_task(**data)
-    dims = models.dims_of(args.model)
-    space = SearchSpace(dims.num_layers, dims.hidden_size, args.space)
-    rows = _read(args.out)
-    done = {(row["config"], int(row["seed"])) for row in rows}
-    meta = args.out.with_suffix(".json")
-    setting = {"model": args.model, "task": task.name, "space": args.space, "fidelity": fidelity.to_dict()}
-    stored = json.loads(meta.read_text())["setting"] if meta.is_file() else setting
-    # a pool made before a fidelity knob existed trained with its default
-    stored = {**stored, "fidelity": Fidelity.from_dict(stored["fidelity"]).to_dict()}
-    if stored != setting:
-        raise UserError(f"{args.out} was made with other settings ({meta}); use another --out")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (c, s)
-        for c, s in _jobs(draw_configs(space, args.configs, args.seed), args.seed, args.noise_configs, args.noise_seeds)
-        if (c.to_json(), s) not in done
-    ]
-    print(f"{len(done)} rows in {args.out}; {len(jobs)} to go", file=sys.stderr, flush=True)
-    failures = args.out.with_name(args.out.stem + "-failed.csv")
-    by_job = {Job(task.name, c.to_json(), s, mode="search"): c for c, s in jobs}
-    finished = run_jobs(list(by_job), args.model, {task.name: data}, fidelity, args.jobs, args.device)
-    for i, (job, result, _) in enumerate(finished, start=1):
-        config, seed = by_job[job], job.seed
-        if not result.ok:
-            with failures.open("a", newline="") as f:
-                csv.writer(f).writerow([config.to_json(), seed, result.reason])
-            print(f"[{i}/{len(jobs)}] {config.describe()}: failed: {result.reason}", file=sys.stderr, flush=True)
-            continue
-        row = {
-            "config": config.to_json(),
-            "metric": f"{result.headline:.6f}",
-            "params": result.params,
-            "percent": f"{result.percent:.6f}",
-            "seed": seed,
-            "train_seconds": f"{result.train_seconds:.2f}",
-            "eval_seconds": f"{result.eval_seconds:.2f}",
-        }
-        new_file = not args.out.is_file()
-        with args.out.open("a", newline="") as f:  # one row at a time: a kill loses the running trials only
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
-        rows.append(row)
-        if not meta.is_file():
-            meta.write_text(json.dumps({"setting": setting, "metric": task.metric_name}, indent=2) + "\n")
-        print(
-            f"[{i}/{len(jobs)}] {config.describe()} seed {seed}: {task.metric_name} {result.headline:.4f} "
-            f"({result.train_seconds:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    summary = summarise(rows)
-    if meta.is_file():
-        meta.write_text(
-            json.dumps({"setting": setting, "metric": task.metric_name, "summary": summary}, indent=2) + "\n"
-        )
-    print(json.dumps({"pool": str(args.out), "task": task.name, "metric_name": task.metric_name, **summary}))
+    request = PoolRequest(
+        model=args.model,
+        data=task_args_from(args),
+        fidelity=fidelity_from_args(args, Fidelity.parse(POOL_FIDELITY)),
+        out=args.out,
+        space=args.space,
+        configs=args.configs,
+        seed=args.seed,
+        noise_configs=args.noise_configs,
+        noise_seeds=args.noise_seeds,
+        jobs=args.jobs,
+        device=args.device,
+    )
+    print(json.dumps(make_pool(request, log=lambda line: print(line, file=sys.stderr, flush=True))))
     return 0

@@ -13,6 +13,7 @@ from autopeft.errors import UserError
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
+    from autopeft.search.record import TaskArgs
     from autopeft.tasks import TaskData
 
 # flag -> Fidelity knob; each flag overrides the same knob in --fidelity
@@ -29,11 +30,34 @@ FIDELITY_FLAGS: dict[str, tuple[str, type, str]] = {
 }
 
 
+def add_storage_argument(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument(
+        "--storage", help="study storage URL (default: $AUTOPEFT_STORAGE or sqlite:///studies/autopeft.db)"
+    )
+
+
+def add_model_argument(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument(
+        "--model", default="minilm", help="local model folder, hub id, or minilm/tiny-bert/tiny-roberta"
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+
+
+def add_glue_dir_argument(parser: argparse.ArgumentParser | Any, help: str | None = None) -> None:
+    parser.add_argument(
+        "--glue-dir", metavar="DIR", help=help or "GLUE folder in the TSV layout (default: $AUTOPEFT_GLUE_DIR)"
+    )
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from autopeft.tasks.glue import TASKS
+
     group = parser.add_argument_group("data")
-    tasks = "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"
-    group.add_argument("--task", help=f"GLUE task: {tasks} (with --train-file: a name for reports)")
-    group.add_argument("--glue-dir", metavar="DIR", help="GLUE folder in the TSV layout (default: $AUTOPEFT_GLUE_DIR)")
+    group.add_argument("--task", help=f"GLUE task: {', '.join(TASKS)} (with --train-file: a name for reports)")
+    add_glue_dir_argument(group)
     group.add_argument("--train-file", metavar="FILE", help="your training data: .csv, .tsv or .jsonl with a header")
     group.add_argument("--dev-file", metavar="FILE", help="your dev data, same columns as --train-file")
     group.add_argument("--text-columns", metavar="A[,B]", help="one or two text columns of your files")
@@ -46,28 +70,24 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def task_args_from(args: argparse.Namespace) -> TaskArgs:
+    """The data options as typed task arguments (checked)."""
+    from autopeft.search.record import TaskArgs
+
+    columns = tuple(c.strip() for c in args.text_columns.split(",")) if args.text_columns else None
+    return TaskArgs(
+        name=args.task,
+        glue_dir=args.glue_dir,
+        train_file=args.train_file,
+        dev_file=args.dev_file,
+        text_columns=columns,
+        label_column=args.label_column,
+        task_type=args.task_type,
+    )
+
+
 def task_from_args(args: argparse.Namespace) -> TaskData:
-    from autopeft.tasks import load_task
-
-    return load_task(**task_kwargs_from_args(args))
-
-
-def task_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `load_task` that the data options give (checked, picklable)."""
-    if args.task is None and args.train_file is None:
-        raise UserError("give --task (a GLUE task) or --train-file")
-    columns = [c.strip() for c in args.text_columns.split(",")] if args.text_columns else None
-    if columns is not None and not all(columns):
-        raise UserError(f"--text-columns {args.text_columns!r} has an empty name")
-    return {
-        "name": args.task,
-        "glue_dir": args.glue_dir,
-        "train_file": args.train_file,
-        "dev_file": args.dev_file,
-        "text_columns": columns,
-        "label_column": args.label_column,
-        "task_type": args.task_type,
-    }
+    return task_args_from(args).load()
 
 
 def add_fidelity_arguments(parser: argparse.ArgumentParser, defaults: str) -> None:

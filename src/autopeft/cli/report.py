@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autopeft.cli.options import add_storage_argument
+
 HELP = "write report.md, pareto.csv/json and plots for a search study"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--storage", help="study storage URL (default: $AUTOPEFT_STORAGE or sqlite:///studies/autopeft.db)"
-    )
+    add_storage_argument(parser)
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from autopeft.report import pareto_text, write_report
-    from autopeft.study import load_study, open_storage
+    from autopeft.search.report import pareto_text, write_report
+    from autopeft.search.storage import load_study, open_storage
 
     study = load_study(args.study, open_storage(args.storage))
     out = args.out or Path("reports") / args.study

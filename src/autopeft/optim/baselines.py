@@ -24,6 +24,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autopeft.errors import UserError
+from autopeft.names import ABLATIONS, BASELINES, SAMPLERS  # noqa: F401  (re-exported)
 from autopeft.optim.bridge import vector_from_params
 from autopeft.optim.budget import Budget
 from autopeft.optim.history import History, trial_rng
@@ -31,9 +32,6 @@ from autopeft.optim.sampler import AutoPEFTOptions, AutoPEFTSampler, FullSpaceSa
 from autopeft.params import ModelDims
 from autopeft.space import PEFTConfig, SearchSpace
 
-BASELINES: tuple[str, ...] = ("random", "tpe", "nsga2", "gp")  # the field's optimisers AutoPEFT must beat
-ABLATIONS: tuple[str, ...] = ("autopeft-params-modelled", "autopeft-plain-gp")  # AutoPEFT less one design choice
-SAMPLERS: tuple[str, ...] = ("autopeft", *BASELINES, *ABLATIONS)
 BASELINE_STARTUP = 10  # random trials before TPE and GPSampler model, as AutoPEFT's default
 NSGA2_POPULATION = 10  # Optuna's default of 50 would leave NSGA-II random for a 40-trial budget
 

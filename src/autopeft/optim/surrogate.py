@@ -18,10 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import Tensor
 
-SURROGATES: tuple[str, ...] = ("saas", "saas-map", "gp")
-"""saas: SAAS GP, fully Bayesian by NUTS (Eriksson and Jankowiak, 2021), as the paper.
-saas-map: the same SAAS prior, hyperparameters by MAP (botorch's `get_fitted_map_saas_model`), fast.
-gp: botorch's default SingleTaskGP (dimension-scaled log-normal length-scale prior, no sparsity)."""
+from autopeft.names import SURROGATES
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,96 @@
 """After a search: retrain Pareto configurations at full fidelity, transfer them to other tasks,
-export a trial's trained adapter. Results go back into the study (as study attributes, since
+export a trial's trained adapter. Results go back into the study (through its record, since
 Optuna keeps finished trials read-only)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
-from autopeft.results import TrialRow, completed_rows, pareto_rows
-from autopeft.study import worker_id
+from autopeft.search import record as rec
+from autopeft.search.results import TrialRow, completed_rows, pareto_rows
+from autopeft.search.storage import worker_id
+
+if TYPE_CHECKING:
+    from autopeft.engine.fidelity import Fidelity
+
+DEFAULT_TOP = 3  # Pareto configurations followed up when neither a count nor trial numbers are given
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Which trials of which study to train at the final fidelity, and with which seeds."""
+
+    study: str
+    seeds: tuple[int, ...]
+    fidelity: Fidelity
+    top: int | None = None  # the K best-scoring Pareto configurations ...
+    trials: tuple[int, ...] | None = None  # ... or these trial numbers (default: the DEFAULT_TOP best)
+    storage: str | None = None
+    device: str | None = None
+    glue_dir: str | None = None  # the study's GLUE folder on this machine (retrain)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise UserError("--seeds is empty")
+        if self.top is not None and self.trials is not None:
+            raise UserError("give --top or --trials, not both")
+
+
+def retrain(request: FollowUp) -> dict[str, Any]:
+    """Train the chosen configurations on the study's own task; results stored in the study as they come."""
+    study, rows = _open(request)
+    task = rec.StudyRecord.load(study).data.load(request.glue_dir)
+    return follow_up(
+        study,
+        rows,
+        task,
+        request.fidelity,
+        request.seeds,
+        device=request.device,
+        describe=lambda row: f"{row.config.describe()} ({row.params:,} params)",
+        store=lambda row, summary: rec.store_retrained(study, row.number, summary),
+        key="retrained",
+    )
+
+
+def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
+    """Train the chosen configurations on another task (as the paper transferred RTE's to GLUE)."""
+    study, rows = _open(request)
+    task = data.load()
+    results: dict[str, dict[str, Any]] = {}
+
+    def store(row: TrialRow, summary: dict[str, Any]) -> None:
+        extra = {"config": row.config.to_dict(), "params": row.params, "percent": row.percent}
+        results[str(row.number)] = {**summary, **extra}
+        rec.store_transfer(study, task.name, results)
+
+    return follow_up(
+        study,
+        rows,
+        task,
+        request.fidelity,
+        request.seeds,
+        device=request.device,
+        describe=lambda row: f"{row.config.describe()} on {task.name}",
+        store=store,
+        key="transfer",
+    )
+
+
+def _open(request: FollowUp) -> tuple[Any, list[TrialRow]]:
+    from autopeft.search.storage import load_study, open_storage
+
+    study = load_study(request.study, open_storage(request.storage))
+    rec.StudyRecord.load(study)  # refuses a study autopeft search did not make
+    top = request.top or (None if request.trials else DEFAULT_TOP)
+    return study, choose_rows(study, top, request.trials)
 
 
 def choose_rows(study: Any, top: int | None, numbers: Sequence[int] | None) -> list[TrialRow]:
@@ -74,16 +150,16 @@ def follow_up(
     describe: Callable[[TrialRow], str],
     store: Callable[[TrialRow, dict[str, Any]], None],
     key: str,
-) -> None:
+) -> dict[str, Any]:
     """Train each row's configuration on `task` with every seed (`run_seeds`), in the study's model.
 
     `describe` gives the line announcing a row; `store` saves its summary into the study as soon as
-    it is known, so an interrupted run keeps what it finished. Prints one JSON line at the end:
-    the study, the task and, under `key`, mean, std and size per trial number.
+    it is known, so an interrupted run keeps what it finished. Returns the closing summary: the
+    study, the task and, under `key`, mean, std and size per trial number.
     """
     from autopeft.engine import Engine
 
-    engine = Engine(study.user_attrs["model"], task, device=device)
+    engine = Engine(rec.StudyRecord.load(study).model, task, device=device)
     table: dict[str, dict[str, Any]] = {}
     for row in rows:
         print(f"trial {row.number}: {describe(row)}", flush=True)
@@ -96,10 +172,12 @@ def follow_up(
             "params": row.params,
             "percent": row.percent,
         }
-    print(json.dumps({"study": study.study_name, "task": task.name, "metric_name": task.metric_name, key: table}))
+    return {"study": study.study_name, "task": task.name, "metric_name": task.metric_name, key: table}
 
 
-def export_trial(study: Any, number: int, out: Path, make_engine: Callable[[], Any]) -> dict[str, Any]:
+def export_trial(
+    study: Any, number: int, out: Path, device: str | None = None, glue_dir: str | None = None
+) -> dict[str, Any]:
     """Copy trial `number`'s trained adapter folder to `out`; retrain it if this machine lacks it.
 
     A trial trained elsewhere is retrained with the study's fidelity and seed (deterministic on
@@ -107,15 +185,14 @@ def export_trial(study: Any, number: int, out: Path, make_engine: Callable[[], A
     """
     from optuna.trial import TrialState
 
-    from autopeft.engine import Fidelity
-
+    rec.StudyRecord.load(study)  # refuses a study autopeft search did not make
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
         raise UserError(f"trial {number} of study {study.study_name!r} is not a completed trial")
     trial = trials[number]
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} exists and is not empty")
-    artifact = trial.user_attrs.get("artifact") or {}
+    artifact = trial.user_attrs.get(rec.TRIAL_ARTIFACT) or {}
     source = Path(artifact.get("path", ""))
     if artifact.get("host") == worker_id()["host"] and (source / "setup.json").is_file():
         shutil.copytree(source, out, dirs_exist_ok=True)
@@ -123,14 +200,13 @@ def export_trial(study: Any, number: int, out: Path, make_engine: Callable[[], A
     print(
         f"trial {number} was trained on {artifact.get('host', 'another machine')}: retraining it here", file=sys.stderr
     )
+    from autopeft.engine import Engine
     from autopeft.space import PEFTConfig
 
-    attrs = study.user_attrs
-    engine = make_engine()
-    config = PEFTConfig.from_dict(trial.user_attrs["config"])
-    result = engine.run_trial(
-        config, Fidelity.from_dict(attrs["fidelity"]), seed=attrs["seed"], mode="search", out_dir=out
-    )
+    record = rec.StudyRecord.load(study)
+    engine = Engine(record.model, record.data.load(glue_dir), device=device)
+    config = PEFTConfig.from_dict(trial.user_attrs[rec.TRIAL_CONFIG])
+    result = engine.run_trial(config, record.fidelity, seed=record.seed, mode="search", out_dir=out)
     if not result.ok:
         raise UserError(f"retraining trial {number} failed: {result.reason}")
     return {

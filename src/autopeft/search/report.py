@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autopeft.results import (
+from autopeft.search import record as rec
+from autopeft.search.results import (
     TrialRow,
     best_under_budgets,
     completed_rows,
@@ -49,8 +50,8 @@ def _row_dict(row: TrialRow) -> dict[str, Any]:
 def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     """Write the report files into `out_dir`; returns them by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    attrs = study.user_attrs
-    metric = attrs.get("metric", "metric")
+    record = rec.StudyRecord.load(study)
+    metric = record.metric
     rows = completed_rows(study)
     front = pareto_rows(rows)
     paths = {
@@ -81,9 +82,11 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
                 ]
             )
     paths["json"].write_text(
-        json.dumps({"study": study.study_name, **attrs, "pareto": [_row_dict(r) for r in front]}, indent=2)
+        json.dumps(
+            {"study": study.study_name, **rec.stored_attrs(study), "pareto": [_row_dict(r) for r in front]}, indent=2
+        )
     )
-    _plot_pareto(study, rows, front, paths["pareto_png"])
+    _plot_pareto(study, record, rows, front, paths["pareto_png"])
     _plot_hypervolume(study, rows, paths["hypervolume_png"])
 
     failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
@@ -91,14 +94,14 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     lines = [
         f"# AutoPEFT search `{study.study_name}`",
         "",
-        f"- model: `{attrs.get('model')}`, task: `{attrs.get('task')}` ({metric}), space: `{attrs.get('space')}`",
-        f"- sampler: `{attrs.get('sampler')}`, search fidelity: {_fidelity_words(attrs.get('fidelity', {}))}",
+        f"- model: `{record.model}`, task: `{record.task}` ({metric}), space: `{record.space}`",
+        f"- sampler: `{record.sampler.name}`, search fidelity: {_fidelity_words(record.fidelity.to_dict())}",
         f"- trials: {len(rows)} complete, {len(failed)} failed; Pareto front: {len(front)} configurations; "
         f"hypervolume {study_hypervolume(study, rows):.4f}",
         f"- cost: {cost['cpu_seconds'] / 3600:.2f} CPU hours, {cost['wall_seconds'] / 3600:.2f} hours of wall time "
         "(suggestions and training, summed over workers)",
     ]
-    floor = attrs.get("constant_prediction")
+    floor = record.constant_prediction
     if floor is not None:
         lines.append(
             f"- floor: a constant prediction (the training subset's majority class; for regression its mean) scores"
@@ -130,7 +133,7 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
             lines.append(f"| {budget} | | none this small | |")
         else:
             lines.append(f"| {budget} | {row.number} | {row.config.describe()} | {row.metric:.4f} |")
-    baselines = attrs.get("baselines") or {}
+    baselines = record.baselines
     if baselines:
         lines += [
             "",
@@ -141,9 +144,7 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
         ]
         for name, b in baselines.items():
             lines.append(f"| {name} | {b['metric']:.4f} | {b['params']:,} | {b['percent']:.4f} |")
-    for key in sorted(k for k in attrs if k.startswith("transfer:")):
-        transfer = attrs[key]
-        task = key.split(":", 1)[1]
+    for task, transfer in record.transfers.items():
         first = next(iter(transfer.values()), {})
         lines += ["", f"## Transferred to {task} (dev, {first.get('metric', '')})", ""]
         lines += ["| trial | configuration | mean ± std | seeds | % params |", "|---:|---|---:|---:|---:|"]
@@ -154,7 +155,7 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
             )
     if failed:
         lines += ["", "## Failed trials", ""]
-        lines += [f"- trial {t.number}: {t.user_attrs.get('fail_reason', 'error')}" for t in failed]
+        lines += [f"- trial {t.number}: {t.user_attrs.get(rec.TRIAL_FAIL_REASON, 'error')}" for t in failed]
     lines += ["", "![Pareto front](pareto.png)", "", "![Hypervolume](hypervolume.png)", ""]
     paths["report"].write_text("\n".join(lines))
     return paths
@@ -164,31 +165,33 @@ def _fidelity_words(fidelity: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in fidelity.items()) or "default"
 
 
-def _plot_pareto(study: optuna.Study, rows: list[TrialRow], front: list[TrialRow], path: Path) -> None:
+def _plot_pareto(
+    study: optuna.Study, record: rec.StudyRecord, rows: list[TrialRow], front: list[TrialRow], path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = study.user_attrs.get("metric", "metric")
+    metric = record.metric
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if rows:
         ax.scatter([r.percent for r in rows], [r.metric for r in rows], s=18, color="0.65", label="trials")
         ax.plot([r.percent for r in front], [r.metric for r in front], "-o", color="C0", label="Pareto front")
         for r in front:
             ax.annotate(str(r.number), (r.percent, r.metric), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    for name, b in (study.user_attrs.get("baselines") or {}).items():
+    for name, b in record.baselines.items():
         ax.scatter([b["percent"]], [b["metric"]], marker="s", color="C3")
         ax.annotate(
             name, (b["percent"], b["metric"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color="C3"
         )
-    floor = study.user_attrs.get("constant_prediction")
+    floor = record.constant_prediction
     if floor is not None:
         ax.axhline(floor, color="0.5", linestyle="--", linewidth=1, label="constant prediction")
     ax.set_xscale("log")
     ax.set_xlabel("trainable PEFT parameters (% of backbone, log scale)")
     ax.set_ylabel(f"{metric} (search fidelity)")
-    ax.set_title(f"{study.study_name}: {study.user_attrs.get('task')} on {study.user_attrs.get('model')}")
+    ax.set_title(f"{study.study_name}: {record.task} on {record.model}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -218,4 +221,4 @@ def _plot_hypervolume(study: optuna.Study, rows: list[TrialRow], path: Path) -> 
 
 def pareto_text(study: optuna.Study) -> str:
     rows = completed_rows(study)
-    return format_table(pareto_rows(rows), study.user_attrs.get("metric", "metric"))
+    return format_table(pareto_rows(rows), rec.StudyRecord.load(study).metric)

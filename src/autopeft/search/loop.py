@@ -9,7 +9,6 @@ process do not count, and their configuration is queued again.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -17,65 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autopeft.errors import UserError
-from autopeft.params import ModelDims, param_count, peft_params
-from autopeft.results import completed_rows, format_table, pareto_rows, study_hypervolume
+from autopeft.params import ModelDims, param_count
+from autopeft.search import record as rec
+from autopeft.search.results import completed_rows, format_table, pareto_rows, study_hypervolume
+from autopeft.search.storage import fail_interrupted_trials, worker_id
 from autopeft.space import PEFTConfig, SearchSpace
-from autopeft.study import fail_interrupted_trials, worker_id
 
 if TYPE_CHECKING:
     import optuna
 
-INTERRUPTED = "interrupted"
 
+class TrialNotScored(Exception):
+    """The engine could not train or score a configuration; the reason is stored on the trial.
 
-class TrialFailed(Exception):
-    """The engine could not train or score a configuration; the reason is stored on the trial."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A hard cap on PEFT parameters, given as a count or as a percentage of the backbone."""
-
-    max_params: int | None
-
-    @classmethod
-    def parse(cls, text: str | None, dims: ModelDims) -> Budget:
-        if text is None:
-            return cls(None)
-        raw = text.strip()
-        try:
-            percent = raw.endswith("%")
-            value = float(raw.removesuffix("%").replace("_", ""))
-        except ValueError:
-            raise UserError(
-                f"--max-params must be a count (e.g. 50000) or a percentage (e.g. 0.5%), got {text!r}"
-            ) from None
-        if percent:
-            value = value / 100.0 * dims.backbone_params
-        if not math.isfinite(value) or value <= 0:
-            raise UserError(f"--max-params must be positive, got {text!r}")
-        return cls(int(value))
-
-
-def smallest_params(space: SearchSpace, dims: ModelDims) -> int:
-    """PEFT parameters of the cheapest valid configuration: one module at its smallest size in one layer."""
-    return min(peft_params(PEFTConfig.shared([0], **{m: space.choices(m)[1]}), dims) for m in space.modules)
-
-
-def largest_params(space: SearchSpace, dims: ModelDims) -> int:
-    """PEFT parameters of the largest configuration: every module at full size in every layer."""
-    return peft_params(
-        PEFTConfig.shared(range(dims.num_layers), **{m: space.choices(m)[-1] for m in space.modules}), dims
-    )
-
-
-def check_budget(budget: Budget, space: SearchSpace, dims: ModelDims) -> None:
-    if budget.max_params is not None and budget.max_params < smallest_params(space, dims):
-        raise UserError(
-            f"--max-params {budget.max_params:,} is below the smallest configuration of the space "
-            f"({smallest_params(space, dims):,} parameters)"
-        )
+    Raised inside Optuna's objective so the trial is stored as FAIL (not the engine's `TrialFailed`,
+    which the engine turns into a failed `TrialResult`)."""
 
 
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
@@ -83,8 +38,8 @@ def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
 
     if trial.state in (TrialState.COMPLETE, TrialState.RUNNING):
         return True
-    reason = trial.user_attrs.get("fail_reason")
-    return trial.state == TrialState.FAIL and reason is not None and not reason.startswith(INTERRUPTED)
+    reason = trial.user_attrs.get(rec.TRIAL_FAIL_REASON)
+    return trial.state == TrialState.FAIL and reason is not None and not reason.startswith(rec.INTERRUPTED)
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -120,15 +75,15 @@ class SearchLoop:
     def objective(self, trial: optuna.Trial) -> tuple[float, float]:
         import optuna
 
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(rec.TRIAL_WORKER, worker_id())
         if _rank(self.study, trial.number) >= self.trials:
-            trial.set_user_attr("skipped", "the budget was reached by other workers")
+            trial.set_user_attr(rec.TRIAL_SKIPPED, "the budget was reached by other workers")
             raise optuna.TrialPruned()
         params = {name: trial.suggest_categorical(name, d.choices) for name, d in self.distributions.items()}
         config = self.config_from_params(params)
         count = param_count(config, self.dims, self.num_labels)
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("fidelity", self.fidelity)
+        trial.set_user_attr(rec.TRIAL_CONFIG, config.to_dict())
+        trial.set_user_attr(rec.TRIAL_FIDELITY, self.fidelity)
         for key, value in count.to_dict().items():
             trial.set_user_attr(key, value)
         result = self.run_config(config, trial.number)
@@ -138,13 +93,13 @@ class SearchLoop:
         self._cost_mark = (cpu, wall)
         outcome = result.to_dict()
         if result.out_dir:
-            trial.set_user_attr("artifact", {"host": worker_id()["host"], "path": result.out_dir})
-        for key in ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs_run"):
+            trial.set_user_attr(rec.TRIAL_ARTIFACT, {"host": worker_id()["host"], "path": result.out_dir})
+        for key in rec.TRIAL_RESULT_KEYS:
             if key in outcome:
                 trial.set_user_attr(key, outcome[key])
         if result.status != "ok":
-            trial.set_user_attr("fail_reason", result.reason or "unknown failure")
-            raise TrialFailed(result.reason)
+            trial.set_user_attr(rec.TRIAL_FAIL_REASON, result.reason or rec.UNKNOWN_FAILURE)
+            raise TrialNotScored(result.reason)
         return float(result.metric), float(count.peft)
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -155,12 +110,16 @@ class SearchLoop:
         front = pareto_rows(rows)
         if trial.state == TrialState.COMPLETE:
             what = f"{self.study.metric_names[0] if self.study.metric_names else 'metric'} {trial.values[0]:.4f}"
-            what += f", {int(trial.values[1]):,} params ({trial.user_attrs['percent']:.3f}%)"
+            what += f", {int(trial.values[1]):,} params ({trial.user_attrs[rec.TRIAL_PERCENT]:.3f}%)"
         elif trial.state == TrialState.FAIL:
-            what = f"failed: {trial.user_attrs.get('fail_reason', 'error')}"
+            what = f"failed: {trial.user_attrs.get(rec.TRIAL_FAIL_REASON, 'error')}"
         else:
-            what = trial.user_attrs.get("skipped", "skipped")
-        config = PEFTConfig.from_dict(trial.user_attrs["config"]).describe() if "config" in trial.user_attrs else ""
+            what = trial.user_attrs.get(rec.TRIAL_SKIPPED, "skipped")
+        config = (
+            PEFTConfig.from_dict(trial.user_attrs[rec.TRIAL_CONFIG]).describe()
+            if rec.TRIAL_CONFIG in trial.user_attrs
+            else ""
+        )
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         self.log(
             f"trial {min(done, self.trials)}/{self.trials} (#{trial.number}) {config}: {what} [{seconds:.0f} s] | "
@@ -182,7 +141,7 @@ class SearchLoop:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.logging.set_verbosity(optuna.logging.ERROR)
             self.study.optimize(
-                self.objective, callbacks=[self.after_trial], catch=(TrialFailed,), gc_after_trial=False
+                self.objective, callbacks=[self.after_trial], catch=(TrialNotScored,), gc_after_trial=False
             )
 
 
@@ -193,13 +152,13 @@ def summary(study: optuna.Study) -> tuple[str, dict[str, Any]]:
     rows = completed_rows(study)
     front = pareto_rows(rows)
     failed = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    metric = study.user_attrs.get("metric", "metric")
-    table = format_table(front, metric) if front else "no completed trial yet"
+    record = rec.StudyRecord.load(study)
+    table = format_table(front, record.metric) if front else "no completed trial yet"
     return table, {
         "study": study.study_name,
         "complete": len(rows),
         "failed": failed,
         "pareto_size": len(front),
         "hypervolume": round(study_hypervolume(study, rows), 6),
-        "constant_prediction": study.user_attrs.get("constant_prediction"),
+        "constant_prediction": record.constant_prediction,
     }

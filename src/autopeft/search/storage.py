@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import socket
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autopeft.errors import UserError
+from autopeft.search.record import INTERRUPTED_REASON, TRIAL_FAIL_REASON, TRIAL_WORKER, StudyError, StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -28,13 +27,6 @@ DEFAULT_DB = "autopeft.db"
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
 MAX_RETRIES = 3
-
-# Study attributes that must match for a study to be continued.
-IDENTITY_KEYS = ("model", "task", "space", "fidelity")
-
-
-class StudyError(UserError):
-    """A storage that cannot be reached, an unknown study, or a study that does not match."""
 
 
 def default_storage_url() -> str:
@@ -93,22 +85,6 @@ def _redact(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class StudyIdentity:
-    """What a study's trials mean; stored in the study, checked when it is continued."""
-
-    model: str
-    task: str
-    space: str
-    fidelity: dict[str, Any]
-    num_labels: int
-    metric: str
-    sampler: str
-
-    def attrs(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """An existing study, or a StudyError naming the studies that exist."""
     import optuna
@@ -121,58 +97,26 @@ def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
         raise StudyError(f"no study named {name!r} in this storage (studies there: {known})") from None
 
 
-def create_or_continue(name: str, storage: optuna.storages.BaseStorage, identity: StudyIdentity) -> optuna.Study:
-    """Create the study, or continue it after checking it was made for the same job.
+def create_or_continue(name: str, storage: optuna.storages.BaseStorage, record: StudyRecord) -> optuna.Study:
+    """Create the study with `record`, or continue it after checking it was made for the same job.
 
-    Nothing is written when the identities differ.
+    Nothing is written when the identities differ; on continuing, the settings that may change
+    (trial count, budget, seed, sampler options, data) are updated.
     """
     import optuna
 
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in names:
         study = optuna.load_study(study_name=name, storage=storage)
-        check_identity(study, identity)
+        record.check_continues(StudyRecord.load(study), name)
+        record.save(study)
         return study
     study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"])
-    for key, value in identity.attrs().items():
-        study.set_user_attr(key, value)
+    record.save(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([identity.metric, "params"])
+        study.set_metric_names([record.metric, "params"])
     return study
-
-
-def check_identity(study: optuna.Study, identity: StudyIdentity) -> None:
-    stored = study.user_attrs
-    if "model" not in stored:
-        raise StudyError(f"study {study.study_name!r} was not made by autopeft search")
-    for key in IDENTITY_KEYS:
-        wanted = identity.attrs()[key]
-        have = stored.get(key)
-        same = have == wanted
-        if key == "fidelity" and isinstance(have, dict) and isinstance(wanted, dict):
-            same = _known_fidelity(have) == _known_fidelity(wanted)
-        if not same:
-            raise StudyError(
-                f"study {study.study_name!r} was created with {key} {_show(stored.get(key))}, "
-                f"not {_show(wanted)}; use another --study name or the same {key}"
-            )
-
-
-def _known_fidelity(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored fidelity with knobs added since it was stored at their defaults (which it trained with)."""
-    from autopeft.engine.fidelity import Fidelity, FidelityError
-
-    try:
-        return Fidelity.from_dict(stored).to_dict()
-    except (FidelityError, TypeError):
-        return stored
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items())
-    return repr(value)
 
 
 # --- workers and interrupted trials ----------------------------------------------------------
@@ -211,11 +155,11 @@ def fail_interrupted_trials(study: optuna.Study) -> list[int]:
     storage = study._storage
     callback = storage.get_heartbeat_stale_trial_callback()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
+        worker = trial.user_attrs.get(TRIAL_WORKER)
         if worker is None or _is_alive(worker):
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted: its process died")
+            storage.set_trial_user_attr(trial._trial_id, TRIAL_FAIL_REASON, INTERRUPTED_REASON)
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:

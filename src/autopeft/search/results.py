@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from autopeft.pareto import hypervolume, pareto_indices
+from autopeft.search import record as rec
 from autopeft.space import PEFTConfig
 
 if TYPE_CHECKING:
@@ -32,32 +33,24 @@ class TrialRow:
 def completed_rows(study: optuna.Study) -> list[TrialRow]:
     from optuna.trial import TrialState
 
-    study_attrs = study.user_attrs
+    retrained = rec.StudyRecord.load(study).retrained
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = dict(trial.user_attrs)
         # finished trials are read-only in Optuna, so follow-up results live in the study's attributes
-        if retrain_key(trial.number) in study_attrs:
-            attrs["retrain"] = study_attrs[retrain_key(trial.number)]
+        if trial.number in retrained:
+            attrs["retrain"] = retrained[trial.number]
         rows.append(
             TrialRow(
                 number=trial.number,
-                config=PEFTConfig.from_dict(attrs["config"]),
+                config=PEFTConfig.from_dict(attrs[rec.TRIAL_CONFIG]),
                 metric=float(trial.values[0]),
                 params=int(trial.values[1]),
-                percent=float(attrs["percent"]),
+                percent=float(attrs[rec.TRIAL_PERCENT]),
                 attrs=attrs,
             )
         )
     return rows
-
-
-def retrain_key(number: int) -> str:
-    return f"retrain:{number}"
-
-
-def transfer_key(task: str) -> str:
-    return f"transfer:{task}"
 
 
 def pareto_rows(rows: list[TrialRow]) -> list[TrialRow]:
@@ -70,17 +63,18 @@ def study_hypervolume(study: optuna.Study, rows: list[TrialRow]) -> float:
 
 
 def _refs(study: optuna.Study) -> tuple[float, float, float]:
-    attrs = study.user_attrs
-    return attrs.get("metric_ref", 0.0), attrs["params_ref"], attrs["params_min"]
+    record = rec.StudyRecord.load(study)
+    return record.metric_ref, record.params_ref, record.params_min
 
 
 def hypervolume_by_trial(study: optuna.Study, rows: list[TrialRow]) -> list[tuple[int, float]]:
     """(trial number, hypervolume of the completed trials up to it), in trial order."""
     ordered = sorted(rows, key=lambda r: r.number)
+    refs = _refs(study)
     out = []
     for k, row in enumerate(ordered, start=1):
         points = [(r.metric, r.params) for r in ordered[:k]]
-        out.append((row.number, hypervolume(points, *_refs(study))))
+        out.append((row.number, hypervolume(points, *refs)))
     return out
 
 
@@ -97,10 +91,7 @@ def search_cost(study: optuna.Study) -> dict[str, float]:
     """CPU and wall seconds the study's trials took, their suggestions included, summed over every worker
     and session (what the search loop records on each trial; a trial killed while running is not counted)."""
     trials = study.get_trials(deepcopy=False)
-    return {
-        "cpu_seconds": sum(t.user_attrs.get("cpu_seconds", 0.0) for t in trials),
-        "wall_seconds": sum(t.user_attrs.get("wall_seconds", 0.0) for t in trials),
-    }
+    return {key: sum(t.user_attrs.get(key, 0.0) for t in trials) for key in rec.TRIAL_COST_KEYS}
 
 
 def format_table(rows: list[TrialRow], metric_name: str) -> str:

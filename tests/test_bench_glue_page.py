@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autopeft.glue_results import (
-    Page,
-    build_rows,
-    flat_tasks,
-    markdown_table,
-    per_task_claim,
-    transfer_claim,
-    write_page,
-)
+from autopeft.bench.glue_page import Page, write_page
+from autopeft.bench.glue_table import build_rows, flat_tasks, markdown_table, per_task_claim, transfer_claim
 
 TASKS = ("rte", "mrpc")
 

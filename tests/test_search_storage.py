@@ -10,16 +10,26 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from autopeft import study as st
+from autopeft.engine import Fidelity
+from autopeft.search import storage as st
+from autopeft.search.record import SamplerSettings, StudyError, StudyRecord, TaskArgs
 
-IDENTITY = st.StudyIdentity(
+IDENTITY = StudyRecord(
     model="tiny-bert",
     task="rte",
     space="paper",
-    fidelity={"epochs": 1},
+    fidelity=Fidelity(epochs=1),
     num_labels=2,
     metric="accuracy",
-    sampler="random",
+    sampler=SamplerSettings("random"),
+    trials=2,
+    max_params=None,
+    seed=42,
+    data=TaskArgs("rte"),
+    params_ref=1000,
+    params_min=10,
+    backbone_params=100000,
+    constant_prediction=0.5,
 )
 
 
@@ -33,9 +43,9 @@ def test_create_then_continue_checks_identity(tmp_path):
     assert study.user_attrs["task"] == "rte" and study.directions[0].name == "MAXIMIZE"
     again = st.create_or_continue("s", storage, IDENTITY)
     assert again._study_id == study._study_id
-    other = st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": {"epochs": 2}})
+    other = IDENTITY.replace(fidelity=Fidelity(epochs=2))
     before = storage.get_study_user_attrs(study._study_id)
-    with pytest.raises(st.StudyError, match="created with fidelity epochs=1, not epochs=2"):
+    with pytest.raises(StudyError, match="created with fidelity epochs=1, not epochs=2"):
         st.create_or_continue("s", storage, other)
     assert storage.get_study_user_attrs(study._study_id) == before
     assert len(optuna.get_all_study_summaries(storage)) == 1
@@ -44,7 +54,7 @@ def test_create_then_continue_checks_identity(tmp_path):
 def test_unknown_study_names_the_known_ones(tmp_path):
     storage = _storage(tmp_path)
     st.create_or_continue("first", storage, IDENTITY)
-    with pytest.raises(st.StudyError, match=r"no study named 'second'.*studies there: first"):
+    with pytest.raises(StudyError, match=r"no study named 'second'.*studies there: first"):
         st.load_study("second", storage)
 
 
@@ -57,7 +67,7 @@ def test_unknown_study_names_the_known_ones(tmp_path):
     ],
 )
 def test_unreachable_storage_is_one_clear_error(url, message):
-    with pytest.raises(st.StudyError, match=message):
+    with pytest.raises(StudyError, match=message):
         st.open_storage(url)
 
 
@@ -87,12 +97,10 @@ def test_trial_of_a_dead_local_process_is_failed_and_retried(tmp_path):
 
 
 def test_a_fidelity_stored_before_a_new_knob_continues_with_its_default(tmp_path):
-    from autopeft.engine import Fidelity
-
     storage = _storage(tmp_path)
+    study = st.create_or_continue("s", storage, IDENTITY.replace(fidelity=Fidelity()))
     old = {k: v for k, v in Fidelity().to_dict().items() if k != "pooling"}
-    st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": old}))
-    st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": Fidelity().to_dict()}))
-    mean = Fidelity(pooling="mean").to_dict()
-    with pytest.raises(st.StudyError, match="created with fidelity"):
-        st.create_or_continue("s", storage, st.StudyIdentity(**{**IDENTITY.attrs(), "fidelity": mean}))
+    study.set_user_attr("fidelity", old)  # as a study stored before the pooling knob existed
+    st.create_or_continue("s", storage, IDENTITY.replace(fidelity=Fidelity()))
+    with pytest.raises(StudyError, match="created with fidelity"):
+        st.create_or_continue("s", storage, IDENTITY.replace(fidelity=Fidelity(pooling="mean")))

@@ -1,0 +1,204 @@
+"""RESULTS.md and its plot, from the GLUE bench's table (`glue_table`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopeft.bench.glue_table import (
+    FLOOR_TITLE,
+    FULL,
+    ROW_TITLES,
+    RowResult,
+    flat_tasks,
+    floor_average,
+    markdown_table,
+    per_task_claim,
+    task_title,
+    transfer_claim,
+)
+
+
+def plot(rows: Sequence[RowResult], path: Path, title: str, floor: float | None = None) -> None:
+    """Average score against % parameters (log axis), one point per complete row; `floor`: the constant
+    prediction's average, drawn as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        if not row.complete:
+            continue
+        ours = row.name.startswith("autopeft")
+        ax.errorbar(
+            [row.percent],
+            [100 * row.average],
+            yerr=[100 * (row.average_std or 0)],
+            fmt="*" if ours else "o",
+            markersize=11 if ours else 6,
+            color="C3" if ours else ("0.3" if row.name == FULL else "C0"),
+            capsize=3,
+        )
+        ax.annotate(
+            row.title(), (row.percent, 100 * row.average), textcoords="offset points", xytext=(5, 4), fontsize=7
+        )
+    if floor is not None:
+        ax.axhline(100 * floor, color="0.5", linestyle="--", linewidth=1, label=FLOOR_TITLE.lower())
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (% of the backbone, log scale)")
+    ax.set_ylabel("average dev score (x100, mean over seeds)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything RESULTS.md says, gathered by the bench from its study."""
+
+    model: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    metric_names: dict[str, str]
+    fidelity: dict[str, Any]
+    search: dict[str, Any]  # the search settings (trials, startup, fidelity, sampler, ...)
+    rows: tuple[RowResult, ...]
+    cells_expected: int
+    search_costs: dict[str, dict[str, Any]]  # task -> trials, cpu_seconds, wall_seconds, study
+    chosen: dict[str, list[str]]  # task -> configuration JSON, best first
+    machines: dict[str, str]  # host -> description
+    final_cpu_seconds: float
+    final_wall_seconds: float
+    lrs: dict[str, float]  # row -> learning rate used
+    notes: str | None = None  # hand-written discussion, kept across rewrites of the page
+    floors: dict[str, float] = field(default_factory=dict)  # task -> dev score of a constant prediction
+
+
+def write_page(page: Page, path: Path) -> Path:
+    """Write RESULTS.md (and its plot beside it, same stem, .png); returns the plot's path."""
+    from autopeft.space import PEFTConfig
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = path.with_suffix(".png")
+    rows = list(page.rows)
+    title = f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}"
+    plot(rows, figure, title, floor_average(page.floors, page.tasks))
+    cells = sum(len(r.cells) for r in rows)
+    complete = cells >= page.cells_expected and all(r.complete for r in rows)
+    fid = page.fidelity
+    lines = [
+        f"# GLUE results: AutoPEFT against manual PEFT methods and full fine-tuning ({page.model})",
+        "",
+        "Written by `autopeft bench glue` from its study; rerun it to continue or refresh this page."
+        + ("" if complete else f" **Incomplete: {cells} of {page.cells_expected} cells so far.**"),
+        "",
+        "## Setup",
+        "",
+        f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (by default every GLUE"
+        f" task in the data folder). Seeds: {', '.join(map(str, page.seeds))}; cells are mean ± sample std over"
+        " seeds, x100.",
+        f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
+        f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
+        f" AdamW with {fid.get('warmup_ratio')} warm-up and linear decay; the best of the per-epoch evaluations on the"
+        " whole dev set is reported (as the paper, which reports the best dev epoch); the head reads the"
+        f" {'mean of the tokens' if fid.get('pooling') == 'mean' else 'first token'}. Learning rates by method"
+        " family, for this short budget (`--lrs`): "
+        + ", ".join(f"{_title(r)} {lr:g}" for r, lr in page.lrs.items())
+        + ".",
+        f"- AutoPEFT searches: {page.search.get('trials')} trials ({page.search.get('startup')} random, then"
+        f" {page.search.get('sampler')} with the {page.search.get('surrogate')} surrogate), budget"
+        f" {page.search.get('max_params')} of the backbone, at the search fidelity"
+        f" {_words(page.search.get('fidelity', {}))}, scored on a held-out 10 % of train (dev is never seen by a"
+        f" search). The best {page.search.get('top')} Pareto configuration(s) by search score are trained as above."
+        f" *Transferred*: from the search on {task_title(str(page.search.get('transfer_from', '')))}, trained on every"
+        " task; *per task*: each task's own search.",
+        "",
+        "## Results",
+        "",
+        markdown_table(rows, page.tasks, page.metric_names, page.floors),
+        "",
+    ]
+    if page.floors:
+        lines += [
+            f"*{FLOOR_TITLE}*: the dev score of predicting the training set's most frequent class for every"
+            " example (for STS-B-like regression, its mean score, whose correlation is 0). † marks a cell where"
+            " every seed scored exactly that: the run most likely predicts one class and learnt nothing.",
+            "",
+        ]
+    lines += [
+        f"![average score against parameters]({figure.name})",
+        "",
+        "## The paper's claims, here",
+        "",
+    ]
+    for verdict in (transfer_claim(rows), per_task_claim(rows, page.tasks)):
+        state = {True: "**holds**", False: "**does not hold**", None: "**not measured yet**"}[verdict.holds]
+        lines += [f"- *{verdict.claim}*: {state}. {verdict.text}", ""]
+    flat = flat_tasks(rows, page.tasks)
+    if flat:
+        lines += [
+            f"- On {', '.join(task_title(t) for t in flat)} no row stands out (all means within one seed std of"
+            " each other): at this budget nothing learns more there than anything else, so these tasks only add"
+            " noise to the averages above.",
+            "",
+        ]
+    if page.notes:
+        lines += ["## Discussion", "", page.notes.strip(), ""]
+    lines += ["## Configurations found", ""]
+    for task, configs in page.chosen.items():
+        for k, text in enumerate(configs, start=1):
+            lines.append(f"- {task_title(task)} #{k}: {PEFTConfig.from_json(text).describe()} (`{text}`)")
+    if not page.chosen:
+        lines.append("- none yet")
+    lines += ["", "## Searches: cost and signal", ""]
+    if not page.search_costs:
+        lines.append("No search has run in this bench.")
+    else:
+        lines += [
+            "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for task, cost in page.search_costs.items():
+            floor, best = (cost.get(k) for k in ("floor", "best"))
+            lines.append(
+                f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} |"
+                f" {cost['cpu_seconds'] / 3600:.2f} | {cost['wall_seconds'] / 3600:.2f} |"
+                f" {'–' if floor is None else f'{100 * floor:.1f}'} | {'–' if best is None else f'{100 * best:.1f}'} |"
+            )
+        lines += [
+            "",
+            "Search scores are on each search's held-out slice of train; the floor is what a constant prediction"
+            " (the majority class) scores there. A best trial within noise of its floor means that search had no"
+            " signal at its fidelity, and its chosen configuration is close to a random pick.",
+        ]
+    lines += [
+        "",
+        f"Final runs: {page.final_cpu_seconds / 3600:.2f} CPU hours ({page.final_wall_seconds / 3600:.2f} hours of"
+        " trial wall time, summed over runs).",
+        "",
+        "## Machine",
+        "",
+        *(f"- `{host}`: {text}" for host, text in page.machines.items()),
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return figure
+
+
+def _title(name: str) -> str:
+    base, _, k = name.partition("#")
+    return ROW_TITLES.get(base, base) + (f" #{k}" if k else "")
+
+
+def _words(fidelity: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in fidelity.items() if v is not None and k in _SHOWN)
+
+
+_SHOWN = ("epochs", "max_train_samples", "max_eval_samples", "batch_size", "lr", "max_length", "pooling")

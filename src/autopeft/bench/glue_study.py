@@ -1,0 +1,323 @@
+"""The GLUE bench's state: one Optuna study holding the bench's settings, every finished run (a study
+attribute written the moment it ends), the rows of the table and each search's chosen configurations.
+The searches themselves are ordinary AutoPEFT search studies beside it (`<bench>-search-<task>`)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopeft.errors import UserError
+
+if TYPE_CHECKING:
+    from autopeft.search.request import RunOptions
+
+SEARCH_SEED = 42  # every search's sampler and trial seed (the table's seeds are the final runs')
+
+
+class Bench:
+    """The bench study: settings, runs by (task, seed, item), searches' costs and chosen configurations."""
+
+    def __init__(self, storage: Any, name: str, settings: dict[str, Any] | None) -> None:
+        """settings: what this run is (checked against the stored ones); None: the stored ones, to report."""
+        import optuna
+
+        self.name = name
+        self.study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+        attrs = self.study.user_attrs
+        stored = attrs.get("glue_bench")
+        if stored is None and (attrs or self.study.trials):
+            raise UserError(f"study {name!r} exists and is not a GLUE bench; use another --name")
+        if settings is None:
+            if stored is None:
+                raise UserError(f"study {name!r} has no GLUE bench results")
+            settings = stored
+        elif stored is None:
+            self.study.set_user_attr("glue_bench", settings)
+        elif stored != settings:
+            changed = sorted(k for k in settings if stored.get(k) != settings[k])
+            raise UserError(
+                f"bench study {name!r} was run with other settings ({', '.join(changed)}); use another --name"
+            )
+        self.settings = settings
+        self.storage = storage
+        # row -> task -> what it trains there (a method name or a configuration's JSON)
+        self.rows: dict[str, dict[str, str]] = dict(self.study.user_attrs.get("rows", {}))
+        self.seeds: list[int] = []
+        self.tasks: list[str] = []
+        self.methods: list[str] = []
+        self.out = Path("RESULTS.md")
+        self.data: dict[str, dict[str, Any]] = {}  # task -> keyword arguments of `load_task`
+        self._floors: dict[str, float] | None = None
+
+    # --- state -------------------------------------------------------------------------------
+
+    @staticmethod
+    def run_key(task: str, seed: int, item: str) -> str:
+        return f"run:{task}:{seed}:{item}"
+
+    def search_study_name(self, task: str) -> str:
+        return f"{self.name}-search-{task}"
+
+    def attrs(self) -> dict[str, Any]:
+        return self.study.user_attrs  # read from the storage on every call
+
+    def note_machine(self, jobs: int) -> None:
+        import torch
+
+        machines = dict(self.study.user_attrs.get("machines", {}))
+        machines[platform.node()] = (
+            f"{_cpu_model()}, {os.cpu_count()} CPU threads, {_memory_gib()} GiB, "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}; "
+            f"torch {torch.__version__}, {jobs} worker(s)"
+        )
+        self.study.set_user_attr("machines", machines)
+
+    def ran(self) -> tuple[list[str], list[str], list[int]]:
+        """The tasks (in GLUE's order), manual methods and seeds this bench has rows and runs for."""
+        from autopeft.methods import METHODS
+        from autopeft.tasks.glue import TASKS
+
+        covered = {task for cells in self.rows.values() for task in cells}
+        seeds = {int(key.split(":")[2]) for key in self.attrs() if key.startswith("run:")}
+        return [t for t in TASKS if t in covered], [r for r in self.rows if r in METHODS], sorted(seeds)
+
+    def chosen(self, task: str) -> list[str]:
+        return list(self.study.user_attrs.get(f"chosen:{task}", []))
+
+    # --- work --------------------------------------------------------------------------------
+
+    def train(
+        self, items: list[str], tasks: list[str], fidelity: Any, jobs: int, device: str | None, row: str | None = None
+    ) -> None:
+        """Every (task, seed) of each item that is not stored yet; each result stored when it arrives."""
+        from autopeft.engine.workers import Job, run_jobs
+
+        for item in items:
+            self._add_row(row or item, tasks, item)
+        done = set(self.study.user_attrs)
+        rates = {i: self.lr_of(i) for i in items}
+        todo = [
+            Job(t, i, s, fidelity=fidelity if fidelity.lr else fidelity.replace(lr=rates[i]))
+            for t in tasks
+            for i in items
+            for s in self.seeds
+            if self.run_key(t, s, i) not in done
+        ]
+        if not todo:
+            return
+        print(f"{len(todo)} run(s) to go: {', '.join(sorted({row or i for i in items}))}", file=sys.stderr, flush=True)
+        finished = run_jobs(todo, self.settings["model"], self.data, fidelity, jobs, device)
+        for job, result, cpu_seconds in finished:
+            label = f"{row or job.item} on {job.task} seed {job.seed}"
+            if not result.ok:
+                print(f"{label}: failed: {result.reason}", file=sys.stderr, flush=True)
+                self.study.set_user_attr(f"failed:{job.task}:{job.seed}:{job.item}", result.reason)
+                continue
+            self.study.set_user_attr(
+                self.run_key(job.task, job.seed, job.item),
+                {
+                    "score": result.headline,
+                    "metric": result.metric_name,
+                    "metrics": result.metrics,
+                    "params": result.params,
+                    "percent": result.percent,
+                    "epochs": result.epochs_run,
+                    "train_seconds": round(result.train_seconds, 2),
+                    "wall_seconds": round(result.wall_seconds, 2),
+                    "cpu_seconds": round(cpu_seconds, 2),
+                    "lr": result.lr,
+                    "host": platform.node(),
+                },
+            )
+            print(f"{label}: {result.metric_name} {result.headline:.4f}", file=sys.stderr, flush=True)
+            self.write()
+
+    def lr_of(self, item: str) -> float:
+        """The learning rate of a method (by name) or a configuration (JSON) under the bench's `lrs`."""
+        from autopeft.engine import family_of
+        from autopeft.engine.workers import decode_item
+
+        lrs = self.settings["lrs"]
+        return lrs[item] if item in lrs else lrs[family_of(decode_item(item))]
+
+    def _add_row(self, row: str, tasks: list[str], item: str) -> None:
+        cells = dict(self.rows.get(row, {}))
+        for task in tasks:
+            if cells.get(task, item) != item:
+                raise UserError(f"row {row} already trains {cells[task]} on {task}, not {item}")
+            cells[task] = item
+        if cells != self.rows.get(row):
+            self.rows[row] = cells
+            self.study.set_user_attr("rows", self.rows)
+
+    def search(self, task: str, options: RunOptions) -> None:
+        """Run (or continue) the AutoPEFT search on `task`; then fix its `top` Pareto configurations."""
+        from autopeft.engine import Fidelity
+        from autopeft.search.followup import choose_rows
+        from autopeft.search.record import SamplerSettings, TaskArgs
+        from autopeft.search.request import SearchRequest, parse_max_params
+        from autopeft.search.run import run_search
+        from autopeft.search.storage import load_study
+
+        s = self.settings["search"]
+        study_name = self.search_study_name(task)
+        if _finished_or_zero(study_name, self.storage) < s["trials"]:
+            print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
+            max_params, max_percent = parse_max_params(s["max_params"])
+            request = SearchRequest(
+                model=self.settings["model"],
+                data=TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir")),
+                trials=s["trials"],
+                fidelity=Fidelity.from_dict(s["fidelity"]),
+                sampler=SamplerSettings(name=s["sampler"], surrogate=s["surrogate"], startup=s["startup"]),
+                max_params=max_params,
+                max_percent=max_percent,
+                study=study_name,
+                seed=SEARCH_SEED,
+            )
+            outcome = run_search(request, options)
+            print(outcome.table, file=sys.stderr, flush=True)
+        study = load_study(study_name, self.storage)
+        if f"chosen:{task}" not in self.study.user_attrs:
+            rows = choose_rows(study, s["top"], None)
+            best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
+            self.study.set_user_attr(f"chosen:{task}", [r.config.to_json() for r in best_first])
+
+    # --- the page ----------------------------------------------------------------------------
+
+    def results(self) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+        """row -> task -> seed -> stored run (the row's first item with a result on that task)."""
+        attrs = self.attrs()
+        rows: dict[str, dict[str, str]] = attrs.get("rows", {})
+        table: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+        names = [m for m in self.methods if m in rows] + sorted(r for r in rows if r.startswith("autopeft"))
+        for name in names:
+            by_task: dict[str, dict[int, dict[str, Any]]] = {}
+            for task, item in rows[name].items():
+                keys = {s: self.run_key(task, s, item) for s in self.seeds}
+                runs = {s: attrs[key] for s, key in keys.items() if key in attrs}
+                if task in self.tasks and runs:
+                    by_task[task] = runs
+            table[name] = by_task
+        return table
+
+    def summary(self) -> dict[str, Any]:
+        from autopeft.bench.glue_table import build_rows
+
+        rows = build_rows(self.results(), self.tasks)
+        return {
+            "bench": self.name,
+            "tasks": self.tasks,
+            "average": {r.name: r.average for r in rows},
+            "percent": {r.name: r.percent for r in rows},
+        }
+
+    def write(self) -> None:
+        from autopeft.bench.glue_page import Page, write_page
+        from autopeft.bench.glue_table import build_rows
+        from autopeft.tasks.glue import TASKS
+        from autopeft.tasks.metrics import headline_name
+
+        attrs = self.attrs()
+        runs = [v for k, v in attrs.items() if k.startswith("run:")]
+        results = self.results()
+        lrs = {}
+        for name, by_task in results.items():
+            first = next((r for seeds in by_task.values() for r in seeds.values()), None)
+            if first is not None:
+                lrs[name] = first["lr"]
+        search = self.settings["search"]
+        search_costs = self.search_costs()
+        searching = any(k.startswith("chosen:") for k in attrs) or bool(search_costs)
+        page = Page(
+            model=self.settings["model"],
+            tasks=tuple(self.tasks),
+            seeds=tuple(self.seeds),
+            metric_names={t: headline_name(TASKS[t].metric) for t in self.tasks},
+            fidelity=self.settings["fidelity"],
+            search=search,
+            rows=tuple(build_rows(results, self.tasks)),
+            cells_expected=(len(self.methods) + (2 * search["top"] if searching else 0)) * len(self.tasks),
+            search_costs=search_costs,
+            chosen={t: attrs[f"chosen:{t}"] for t in self.tasks if f"chosen:{t}" in attrs},
+            machines=attrs.get("machines", {}),
+            final_cpu_seconds=sum(r.get("cpu_seconds", 0.0) for r in runs),
+            final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
+            lrs=lrs,
+            notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
+            floors=self.floors(),
+        )
+        write_page(page, self.out)
+
+    def floors(self) -> dict[str, float]:
+        """task -> dev score of a constant prediction (the majority class); tasks without data here are left out."""
+        if self._floors is None:
+            from autopeft.tasks import load_task
+
+            self._floors = {}
+            for task in self.tasks:
+                try:
+                    data = load_task(**self.data.get(task, {"name": task}))
+                except (UserError, OSError):
+                    continue  # a report written where the GLUE files are not: no floor for this task
+                self._floors[task] = data.constant_prediction_scores()[data.metric_name]
+        return self._floors
+
+    def search_costs(self) -> dict[str, dict[str, Any]]:
+        """task -> its search's study, trials, CPU and wall seconds, and its signal: the held-out floor (a
+        constant prediction's score) and the best trial's score (the tasks searched so far)."""
+        from autopeft.search.loop import finished_count
+        from autopeft.search.record import StudyRecord
+        from autopeft.search.results import completed_rows, search_cost
+
+        costs = {}
+        for task in self.tasks:
+            study = _study_or_none(self.search_study_name(task), self.storage)
+            if study is not None:
+                best = max((r.metric for r in completed_rows(study)), default=None)
+                costs[task] = {
+                    "study": study.study_name,
+                    "trials": finished_count(study),
+                    **search_cost(study),
+                    "floor": StudyRecord.load(study).constant_prediction,
+                    "best": best,
+                }
+        return costs
+
+
+def _study_or_none(study_name: str, storage: Any) -> Any:
+    """The study, or None where it was never created (a search not started yet)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _finished_or_zero(study_name: str, storage: Any) -> int:
+    from autopeft.search.loop import finished_count
+
+    study = _study_or_none(study_name, storage)
+    return 0 if study is None else finished_count(study)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> int:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (ValueError, OSError, AttributeError):
+        return 0
