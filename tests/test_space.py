@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from autopeft.space import ConfigError, PEFTConfig, SearchSpace, size_choices
+from autopeft.modules import size_choices
+from autopeft.space import ConfigError, PEFTConfig, SearchSpace
 
 
 def test_size_choices_follow_h_over_powers_of_two():

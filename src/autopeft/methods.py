@@ -10,19 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from autopeft.params import (
-    ModelDims,
-    ParamCount,
-    bottleneck_params,
-    gate_params,
-    head_params,
-    lora_params,
-    peft_params,
-    prefix_params,
-)
+from autopeft.modules import MODULE_KINDS, bottleneck_params, lora_params, prefix_params
+from autopeft.params import ModelDims, ParamCount, gate_params, head_params, peft_params
 from autopeft.space import PEFTConfig
 
-FAMILIES = ("adapter", "prefix", "lora", "mixed", "bitfit", "full")
+# Learning-rate families: those of the module kinds, then configurations mixing kinds of several
+# families, and the two regimes without adapters.
+FAMILIES = (*dict.fromkeys(k.family for k in MODULE_KINDS.values()), "mixed", "bitfit", "full")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,7 @@
 """Exact trainable-parameter accounting, from the configuration alone (pure, no torch).
 
-The counts follow the modules the adapters library creates (adapters 1.3):
-- bottleneck adapter (serial or parallel): down Linear(h, b) and up Linear(b, h), with biases:
-  2*h*b + b + h per layer (`adapters.methods.modeling.Adapter`);
-- prefix-tuning, as deployed: after `eject_prefix_tuning` the reparameterisation MLP is gone and
-  each layer keeps a key and a value prefix of L x h: 2*h*L per layer (`FlatPrefixTuning`);
-- LoRA on query and value: A (r x h) and B (h x r) each, no bias: 4*h*r per layer;
+The counts follow the modules the adapters library creates (adapters 1.3). Each module kind's
+per-layer formula is declared with its kind (`autopeft.modules`); besides those:
 - a gate (UniPELT): Linear(h, 1) per gated module instance: h + 1;
 - classification head (adapters' default, 2 layers): Linear(h, h) + Linear(h, n): h*h + h + h*n + n.
 The test suite checks every formula against the parameters actually created.
@@ -15,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autopeft.modules import MODULE_KINDS, MODULES
 from autopeft.space import PEFTConfig
 
 
@@ -52,18 +49,6 @@ class ParamCount:
         return {"params": self.peft, "head_params": self.head, "percent": round(self.percent, 6)}
 
 
-def bottleneck_params(hidden: int, size: int) -> int:
-    return 2 * hidden * size + size + hidden
-
-
-def prefix_params(hidden: int, length: int) -> int:
-    return 2 * hidden * length
-
-
-def lora_params(hidden: int, rank: int, matrices: int = 2) -> int:
-    return matrices * 2 * hidden * rank
-
-
 def gate_params(hidden: int) -> int:
     return hidden + 1
 
@@ -72,16 +57,18 @@ def head_params(hidden: int, num_labels: int) -> int:
     return hidden * hidden + hidden + hidden * num_labels + num_labels
 
 
+def layer_params(module: str, size: int, hidden: int) -> int:
+    """PEFT parameters `module` at `size` adds to one layer; none when it is off (size 0).
+
+    Every kind's count is the same in every layer it is in, so a configuration's count is the sum
+    over modules of this times its number of layers.
+    """
+    return MODULE_KINDS[module].params_per_layer(hidden, size) if size else 0
+
+
 def peft_params(config: PEFTConfig, dims: ModelDims) -> int:
     """Deployed PEFT parameters of `config` on a model of shape `dims`."""
-    h = dims.hidden_size
-    per_layer = {
-        "serial": bottleneck_params(h, config.serial),
-        "parallel": bottleneck_params(h, config.parallel),
-        "prefix": prefix_params(h, config.prefix),
-        "lora": lora_params(h, config.lora),
-    }
-    return sum(n * len(config.layers(m)) for m, n in per_layer.items() if config.size(m))
+    return sum(layer_params(m, config.size(m), dims.hidden_size) * len(config.layers(m)) for m in MODULES)
 
 
 def param_count(config: PEFTConfig, dims: ModelDims, num_labels: int = 2) -> ParamCount:

@@ -18,31 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from autopeft.errors import UserError
-
-MODULES: tuple[str, ...] = ("serial", "parallel", "prefix", "lora")
-"""Module kinds, in a fixed order used everywhere (vectors, tables, JSON)."""
-
-MODULE_WORDS = {
-    "serial": "serial adapter",
-    "parallel": "parallel adapter",
-    "prefix": "prefix",
-    "lora": "LoRA rank",
-}
-
-LORA_RANKS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-MAX_SIZE_EXPONENT = 9  # sizes are floor(h / 2^k) for k = 0..9, as the paper
-
-
-class ConfigError(UserError):
-    """A configuration that is malformed or outside the space; the message names the problem."""
-
-
-def size_choices(hidden_size: int) -> tuple[int, ...]:
-    """Non-zero module sizes of the paper's space, ascending: floor(h / 2^k) >= 1, de-duplicated."""
-    if hidden_size < 1:
-        raise ConfigError(f"hidden size must be positive, got {hidden_size}")
-    return tuple(sorted({max(1, hidden_size >> k) for k in range(MAX_SIZE_EXPONENT + 1)}))
+from autopeft.errors import ConfigError
+from autopeft.modules import MODULE_KINDS, MODULES
 
 
 @dataclass(frozen=True)
@@ -81,6 +58,21 @@ class PEFTConfig:
         if unknown:
             raise ConfigError(f"unknown module {sorted(unknown)[0]!r}; known: {', '.join(MODULES)}")
         return cls(**sizes, **{f"{m}_layers": layers for m in MODULES})
+
+    def check_layers(self, num_layers: int) -> None:
+        """Raise ConfigError unless some module is on and each one that is on sits in existing layers only.
+
+        The one check of layers that the search space and the engine both make.
+        """
+        for m in self.active_modules:
+            layers = self.layers(m)
+            if not layers:
+                raise ConfigError(f"{m} is on but inserted in no layer")
+            bad = [i for i in layers if i >= num_layers]
+            if bad:
+                raise ConfigError(f"{m} layer {bad[0]} does not exist; the model has {num_layers} layers")
+        if not self.active_modules:
+            raise ConfigError("no PEFT module is on")
 
     def size(self, module: str) -> int:
         return getattr(self, module)
@@ -149,7 +141,7 @@ class PEFTConfig:
         shared = self.shared_layers
         parts = []
         for m in self.active_modules:
-            part = f"{MODULE_WORDS[m]} {self.size(m)}"
+            part = f"{MODULE_KINDS[m].words} {self.size(m)}"
             if shared is None:
                 part += f" @ layers {_ranges(self.layers(m))}"
             parts.append(part)
@@ -188,35 +180,96 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class LayerMask:
+    """Insertion bits shared by `modules`: coordinate `coords[i]` is 1 iff they are in layer i."""
+
+    modules: tuple[str, ...]
+    coords: tuple[int, ...]  # one per layer, in layer order
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which coordinate of the optimiser's vector means what; the one place that decides it.
+
+    Coordinate j is the size of `modules[j]`; the layer bits follow, mask by mask. A shared layout
+    (the paper space) has one mask for all modules, otherwise each module has its own.
+    """
+
+    modules: tuple[str, ...]
+    masks: tuple[LayerMask, ...]
+    dimensions: tuple[Dimension, ...]
+
+    @classmethod
+    def of(cls, modules: tuple[str, ...], num_layers: int, hidden_size: int, shared: bool) -> Layout:
+        dims = [Dimension(m, (0, *MODULE_KINDS[m].choices(hidden_size))) for m in modules]
+        groups = [(modules, "")] if shared else [((m,), f"{m}_") for m in modules]
+        masks = []
+        for group, prefix in groups:
+            masks.append(LayerMask(group, tuple(range(len(dims), len(dims) + num_layers))))
+            dims += [Dimension(f"{prefix}layer_{i}", (0, 1)) for i in range(num_layers)]
+        return cls(modules, tuple(masks), tuple(dims))
+
+    def size(self, module: str) -> int:
+        """The coordinate of `module`'s size."""
+        return self.modules.index(module)
+
+    def mask(self, module: str) -> LayerMask:
+        """The layer bits `module` is inserted by."""
+        return next(mask for mask in self.masks if module in mask.modules)
+
+    def encode(self, config: PEFTConfig) -> list[float]:
+        """A configuration of these modules -> `len(dimensions)` numbers in [0, 1]."""
+        values = [0] * len(self.dimensions)
+        for m in self.modules:
+            values[self.size(m)] = config.size(m)
+        for mask in self.masks:
+            # off modules have no layers, so the union is the mask of those that are on
+            layers = set().union(*(config.layers(m) for m in mask.modules))
+            for i, j in enumerate(mask.coords):
+                values[j] = int(i in layers)
+        return [d.encode(v) for d, v in zip(self.dimensions, values, strict=True)]
+
+    def decode(self, x: Sequence[float]) -> PEFTConfig:
+        """`len(dimensions)` numbers in [0, 1] -> the configuration they round to (maybe invalid)."""
+        values = [d.decode(float(v)) for d, v in zip(self.dimensions, x, strict=True)]
+        kwargs: dict[str, Any] = {m: values[self.size(m)] for m in self.modules}
+        for mask in self.masks:
+            layers = tuple(i for i, j in enumerate(mask.coords) if values[j])
+            kwargs |= {f"{m}_layers": layers for m in mask.modules}
+        return PEFTConfig(**kwargs)
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     """The configurations an optimiser may propose for a model with `num_layers` and `hidden_size`.
 
-    `kind` is "paper" (serial, parallel, prefix; one shared layer mask) or "extended" (adds LoRA;
-    one mask per module). A configuration is valid iff at least one module is on and every module
-    that is on is inserted in at least one layer.
+    `kind` is "paper" (the kinds `autopeft.modules` marks as the paper's: serial, parallel, prefix;
+    one shared layer mask) or "extended" (every kind, LoRA too; one mask per module). A
+    configuration is valid iff at least one module is on and every module that is on is inserted in
+    at least one layer.
     """
 
     num_layers: int
     hidden_size: int
     kind: str = "paper"
-    dimensions: tuple[Dimension, ...] = field(init=False, repr=False)
+    layout: Layout = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in SPACE_KINDS:
             raise ConfigError(f"unknown space {self.kind!r}; known: {', '.join(SPACE_KINDS)}")
         if self.num_layers < 1:
             raise ConfigError(f"a model needs at least one layer, got {self.num_layers}")
-        sizes = (0, *size_choices(self.hidden_size))
-        dims = [Dimension(m, sizes if m != "lora" else (0, *LORA_RANKS)) for m in self.modules]
-        if self.kind == "paper":
-            dims += [Dimension(f"layer_{i}", (0, 1)) for i in range(self.num_layers)]
-        else:
-            dims += [Dimension(f"{m}_layer_{i}", (0, 1)) for m in self.modules for i in range(self.num_layers)]
-        object.__setattr__(self, "dimensions", tuple(dims))
+        paper = self.kind == "paper"
+        modules = tuple(m for m, k in MODULE_KINDS.items() if k.paper or not paper)
+        object.__setattr__(self, "layout", Layout.of(modules, self.num_layers, self.hidden_size, shared=paper))
 
     @property
     def modules(self) -> tuple[str, ...]:
-        return MODULES if self.kind == "extended" else MODULES[:3]
+        return self.layout.modules
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        return self.layout.dimensions
 
     @property
     def dim(self) -> int:
@@ -224,7 +277,7 @@ class SearchSpace:
 
     def choices(self, module: str) -> tuple[int, ...]:
         """Allowed sizes of a module, 0 (off) first."""
-        return self.dimensions[self.modules.index(module)].choices
+        return self.dimensions[self.layout.size(module)].choices
 
     # --- validation -------------------------------------------------------------------------
 
@@ -235,17 +288,10 @@ class SearchSpace:
             if m not in self.modules:
                 if size:
                     raise ConfigError(f"{m} is not in the {self.kind} space (use --space extended)")
-                continue
-            if size not in self.choices(m):
+            elif size not in self.choices(m):
                 allowed = ", ".join(map(str, self.choices(m)))
                 raise ConfigError(f"{m} size {size} is not in the space; allowed: {allowed}")
-            bad = [i for i in config.layers(m) if i >= self.num_layers]
-            if bad:
-                raise ConfigError(f"{m} layer {bad[0]} does not exist; the model has {self.num_layers} layers")
-            if size and not config.layers(m):
-                raise ConfigError(f"{m} is on but inserted in no layer")
-        if not config.active_modules:
-            raise ConfigError("no PEFT module is on")
+        config.check_layers(self.num_layers)
         if self.kind == "paper" and config.shared_layers is None:
             raise ConfigError("the paper space shares one layer mask across modules (use --space extended)")
 
@@ -261,26 +307,13 @@ class SearchSpace:
     def to_vector(self, config: PEFTConfig) -> list[float]:
         """A configuration of this space -> `dim` numbers in [0, 1] (sizes by rank, bits 0/1)."""
         self.check(config)
-        values = [config.size(m) for m in self.modules]
-        if self.kind == "paper":
-            layers = set(config.shared_layers or ())
-            values += [int(i in layers) for i in range(self.num_layers)]
-        else:
-            values += [int(i in config.layers(m)) for m in self.modules for i in range(self.num_layers)]
-        return [d.encode(v) for d, v in zip(self.dimensions, values, strict=True)]
+        return self.layout.encode(config)
 
     def from_vector(self, x: Sequence[float]) -> PEFTConfig:
         """`dim` numbers in [0, 1] -> the configuration they round to (it may be invalid)."""
         if len(x) != self.dim:
             raise ConfigError(f"expected a vector of {self.dim} numbers, got {len(x)}")
-        values = [d.decode(float(v)) for d, v in zip(self.dimensions, x, strict=True)]
-        sizes = dict(zip(self.modules, values, strict=False))
-        bits = values[len(self.modules) :]
-        n = self.num_layers
-        if self.kind == "paper":
-            return PEFTConfig.shared([i for i in range(n) if bits[i]], **sizes)
-        masks = {f"{m}_layers": tuple(i for i in range(n) if bits[j * n + i]) for j, m in enumerate(self.modules)}
-        return PEFTConfig(**sizes, **masks)
+        return self.layout.decode(x)
 
     # --- sampling and neighbourhoods ---------------------------------------------------------
 

@@ -28,7 +28,7 @@ from autopeft.errors import UserError
 from autopeft.methods import Method, get_method
 from autopeft.params import ParamCount, param_count
 from autopeft.peft.build import HEAD_NAME, PEFTHandle, attach_config, attach_method, detach, eject_prefixes
-from autopeft.space import ConfigError, PEFTConfig
+from autopeft.space import PEFTConfig
 from autopeft.tasks import Plan, TaskData, View
 
 Trainable = PEFTConfig | Method | str
@@ -110,16 +110,7 @@ class Engine:
             except ValueError as err:
                 raise UserError(str(err)) from None
         if isinstance(item, PEFTConfig):
-            if not item.active_modules:
-                raise ConfigError("no PEFT module is on")
-            for module in item.active_modules:
-                layers = item.layers(module)
-                if not layers:
-                    raise ConfigError(f"{module} is on but inserted in no layer")
-                if layers[-1] >= self.dims.num_layers:
-                    raise ConfigError(
-                        f"{module} layer {layers[-1]} does not exist; the model has {self.dims.num_layers} layers"
-                    )
+            item.check_layers(self.dims.num_layers)  # any size goes: the engine is not bound to a search space
             return item
         if isinstance(item, Method):
             return item

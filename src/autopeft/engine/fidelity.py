@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.methods import Method
+from autopeft.modules import MODULE_KINDS
 from autopeft.space import PEFTConfig
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ def family_of(item: PEFTConfig | Method) -> str:
     """The family whose default learning rate a configuration or baseline trains with."""
     if isinstance(item, Method):
         return item.family
-    kinds = {"serial": "adapter", "parallel": "adapter", "prefix": "prefix", "lora": "lora"}
-    families = {kinds[m] for m in item.active_modules}
+    families = {MODULE_KINDS[m].family for m in item.active_modules}
     return families.pop() if len(families) == 1 else "mixed"
 
 

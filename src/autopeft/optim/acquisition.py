@@ -28,30 +28,26 @@ SCORE_MARGIN = 0.1  # below the parameter score of the largest allowed configura
 class ExactParams:
     """Exact PEFT parameters of encoded configurations, vectorised: `... x d` -> `...`.
 
-    X holds `SearchSpace.to_vector` encodings (sizes by rank, layer bits). The count is
-    sum over modules of (per-layer parameters of its size) x (its number of layers); the per-layer
-    table comes from `autopeft.params.peft_params`, so this equals `peft_params` exactly.
+    X holds `SearchSpace.to_vector` encodings, read through the space's `Layout` (sizes by rank,
+    layer bits). The count is sum over modules of (per-layer parameters of its size) x (its number
+    of layers); the per-layer table is `Budget.per_layer`, so this equals `peft_params` exactly.
     """
 
     def __init__(self, budget: Budget) -> None:
-        space = budget.space
-        self.space = space
-        self.tables = [
-            torch.tensor([float(budget.per_layer[m][s]) for s in space.choices(m)], dtype=torch.float64)
-            for m in space.modules
-        ]
-        self.levels = [len(space.choices(m)) - 1 for m in space.modules]
+        layout = budget.space.layout
+        self.modules = []  # per module: (size coordinate, its layer-bit coordinates, size index -> count)
+        for m in layout.modules:
+            j = layout.size(m)
+            table = [float(budget.per_layer[m][s]) for s in layout.dimensions[j].choices]
+            self.modules.append((j, list(layout.mask(m).coords), torch.tensor(table, dtype=torch.float64)))
 
     def __call__(self, X: Tensor) -> Tensor:
-        space, n, k = self.space, self.space.num_layers, len(self.space.modules)
         counts = []
-        for j, (table, levels) in enumerate(zip(self.tables, self.levels, strict=True)):
+        for j, bits, table in self.modules:
+            levels = len(table) - 1
             index = (X[..., j] * levels).round().clamp(0, levels).long()  # ...
             per_layer = table.to(X.device)[index]  # ...
-            if space.kind == "paper":
-                layers = X[..., k : k + n].round().sum(-1)  # ...: one shared mask
-            else:
-                layers = X[..., k + j * n : k + (j + 1) * n].round().sum(-1)  # ...
+            layers = X[..., bits].round().sum(-1)  # ...: shared by all modules in the paper space
             counts.append(per_layer.to(X.dtype) * layers)
         return torch.stack(counts, -1).sum(-1)
 

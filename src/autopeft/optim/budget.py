@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from autopeft.errors import UserError
-from autopeft.params import ModelDims, peft_params
+from autopeft.params import ModelDims, layer_params, peft_params
 from autopeft.space import PEFTConfig, SearchSpace
 
 RANDOM_TRIES = 2000  # rejection-sampling draws before falling back to repair
@@ -23,13 +23,10 @@ RANDOM_TRIES = 2000  # rejection-sampling draws before falling back to repair
 def per_layer_params(space: SearchSpace, dims: ModelDims) -> dict[str, dict[int, int]]:
     """module -> size -> PEFT parameters the module adds to one layer (0 for size 0).
 
-    Every formula in `autopeft.params` is the same in every layer, so a configuration's count is
-    the sum over modules of this number times the module's layer count (`tests` check it).
+    A configuration's count is the sum over modules of this number times the module's layer count
+    (`autopeft.params.layer_params`).
     """
-    return {
-        m: {s: peft_params(PEFTConfig(**{m: s, f"{m}_layers": (0,)}), dims) for s in space.choices(m)}
-        for m in space.modules
-    }
+    return {m: {s: layer_params(m, s, dims.hidden_size) for s in space.choices(m)} for m in space.modules}
 
 
 @dataclass(frozen=True)
@@ -124,24 +121,17 @@ class Budget:
         (a smaller size, one layer or module fewer) until it fits; the smallest configuration always
         fits, so this ends.
         """
-        space, n = self.space, self.space.num_layers
+        space, layout = self.space, self.space.layout
         x = list(x)
-        modules = space.modules
-        sizes = [space.dimensions[j].decode(x[j]) for j in range(len(modules))]
-        if not any(sizes):
-            j = rng.randrange(len(modules))
-            x[j] = space.dimensions[j].encode(rng.choice(space.dimensions[j].choices[1:]))
-            sizes[j] = space.dimensions[j].decode(x[j])
-        bits = len(modules)  # index of the first layer bit
-        masks = (
-            [range(bits, bits + n)]
-            if space.kind == "paper"
-            else [range(bits + j * n, bits + (j + 1) * n) for j in range(len(modules))]
-        )
-        for j, mask in enumerate(masks):
-            on = sizes[j] if space.kind == "extended" else any(sizes)
-            if on and not any(round(x[i]) for i in mask):
-                x[rng.choice(mask)] = 1.0
+        sizes = {m: layout.dimensions[layout.size(m)].decode(x[layout.size(m)]) for m in layout.modules}
+        if not any(sizes.values()):
+            module = layout.modules[rng.randrange(len(layout.modules))]
+            j = layout.size(module)
+            x[j] = layout.dimensions[j].encode(rng.choice(layout.dimensions[j].choices[1:]))
+            sizes[module] = layout.dimensions[j].decode(x[j])
+        for mask in layout.masks:  # one shared mask in the paper space, one per module otherwise
+            if any(sizes[m] for m in mask.modules) and not any(round(x[j]) for j in mask.coords):
+                x[rng.choice(mask.coords)] = 1.0
         config = space.from_vector(x)
         while not self.allows(config):
             count = self.params(config)

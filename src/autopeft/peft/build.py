@@ -2,14 +2,14 @@
 
 A `PEFTConfig` becomes one adapter per module kind, named `<name>_<kind>`, activated together as
 `Stack(parallel, serial, prefix, lora)`: the order matters only at the FFN, where the parallel
-branch must come before the serial adapter (see `ffn_branch`).
+branch must come before the serial adapter (see `ffn_branch`). `ADAPTER_FACTORIES` holds the
+adapters config of each kind of `autopeft.modules`, and nothing else here knows the kinds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from adapters import (
 from adapters.composition import Stack
 
 from autopeft.methods import Method
+from autopeft.modules import MODULE_KINDS
 from autopeft.params import ModelDims
 from autopeft.peft.ffn_branch import enable_ffn_branches
 from autopeft.peft.heads import add_head
@@ -34,7 +35,6 @@ from autopeft.space import PEFTConfig
 # call; the warning says nothing useful here.
 logging.getLogger("adapters.model_mixin").addFilter(lambda record: "none are activated" not in record.getMessage())
 
-STACK_ORDER = ("parallel", "serial", "prefix", "lora")
 HEAD_NAME = "task"
 PREFIX_BOTTLENECK = 512  # width of prefix-tuning's reparameterisation MLP during training
 
@@ -45,28 +45,48 @@ def _reduction_factor(hidden: int, size: int) -> float:
     return factor if int(hidden // factor) == size else hidden / (size + 0.5)
 
 
-def _leave_out(layers: tuple[int, ...], dims: ModelDims) -> list[int]:
-    return [i for i in range(dims.num_layers) if i not in layers]
+def _parallel(hidden: int, size: int, leave_out: list[int]) -> ParBnConfig:
+    return ParBnConfig(reduction_factor=_reduction_factor(hidden, size), leave_out=leave_out)
+
+
+def _serial(hidden: int, size: int, leave_out: list[int]) -> SeqBnConfig:
+    return SeqBnConfig(reduction_factor=_reduction_factor(hidden, size), leave_out=leave_out)
+
+
+def _prefix(hidden: int, size: int, leave_out: list[int]) -> PrefixTuningConfig:
+    return PrefixTuningConfig(prefix_length=size, bottleneck_size=PREFIX_BOTTLENECK, leave_out=leave_out)
+
+
+def _lora(hidden: int, size: int, leave_out: list[int]) -> LoRAConfig:
+    return LoRAConfig(r=size, alpha=size, attn_matrices=["q", "v"], leave_out=leave_out)
+
+
+# Module kind -> (hidden size, size, layers left out) -> its adapters config. The order is the stack
+# order: the parallel branch before the serial adapter (see the module docstring).
+ADAPTER_FACTORIES: dict[str, Callable[[int, int, list[int]], Any]] = {
+    "parallel": _parallel,
+    "serial": _serial,
+    "prefix": _prefix,
+    "lora": _lora,
+}
+if set(ADAPTER_FACTORIES) != set(MODULE_KINDS):  # a kind without its adapters config cannot be built
+    raise ImportError(
+        f"adapters factories {sorted(ADAPTER_FACTORIES)} do not match module kinds {sorted(MODULE_KINDS)}"
+    )
+STACK_ORDER: tuple[str, ...] = tuple(ADAPTER_FACTORIES)
 
 
 def adapter_configs(config: PEFTConfig, dims: ModelDims) -> dict[str, Any]:
     """The adapters configs of `config`, keyed by module kind, in stack order."""
-    h = dims.hidden_size
-    out: dict[str, Any] = {}
-    for kind in STACK_ORDER:
-        size = config.size(kind)
-        if not size:
-            continue
-        leave_out = _leave_out(config.layers(kind), dims)
-        if kind == "parallel":
-            out[kind] = ParBnConfig(reduction_factor=_reduction_factor(h, size), leave_out=leave_out)
-        elif kind == "serial":
-            out[kind] = SeqBnConfig(reduction_factor=_reduction_factor(h, size), leave_out=leave_out)
-        elif kind == "prefix":
-            out[kind] = PrefixTuningConfig(prefix_length=size, bottleneck_size=PREFIX_BOTTLENECK, leave_out=leave_out)
-        else:
-            out[kind] = LoRAConfig(r=size, alpha=size, attn_matrices=["q", "v"], leave_out=leave_out)
-    return out
+    return {
+        kind: factory(dims.hidden_size, config.size(kind), _leave_out(config.layers(kind), dims))
+        for kind, factory in ADAPTER_FACTORIES.items()
+        if config.size(kind)
+    }
+
+
+def _leave_out(layers: tuple[int, ...], dims: ModelDims) -> list[int]:
+    return [i for i in range(dims.num_layers) if i not in layers]
 
 
 def method_adapter_configs(method: Method, dims: ModelDims) -> dict[str, Any]:
@@ -142,15 +162,6 @@ def detach(model: Any, handle: PEFTHandle) -> None:
         model.delete_head(HEAD_NAME)
     for param in model.parameters():
         param.requires_grad = False
-
-
-@contextmanager
-def attached(model: Any, configs: dict[str, Any], num_labels: int, regime: str = "adapters") -> Iterator[PEFTHandle]:
-    handle = attach(model, configs, num_labels, regime)
-    try:
-        yield handle
-    finally:
-        detach(model, handle)
 
 
 def eject_prefixes(model: Any, handle: PEFTHandle) -> None:
