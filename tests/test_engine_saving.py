@@ -29,9 +29,9 @@ def _reload_with_adapters_api(out_dir):
     """What a user of the adapters library does with a trial folder."""
     setup = json.loads((out_dir / "setup.json").read_text())
     model = models.load_adapter_model(models.resolve(setup["model"]))
-    names = [model.load_adapter(str(out_dir / "adapters" / name)) for name in setup["adapters"]]
+    names = [model.load_adapter(str(out_dir / "adapters" / name), use_safetensors=True) for name in setup["adapters"]]
     enable_ffn_branches(model)
-    model.load_head(str(out_dir / "adapters" / "task"))
+    model.load_head(str(out_dir / "adapters" / "task"), use_safetensors=True)
     model.set_active_adapters(Stack(*names))
     model.active_head = "task"
     return model
@@ -119,10 +119,10 @@ def test_mean_pooling_head_reloads_as_itself(engine, tmp_path, item):
     assert np.array_equal(engine.logits(View(split, rows), model=load_trial(tmp_path)), logits)
     setup = json.loads((tmp_path / "setup.json").read_text())
     model = models.load_adapter_model(models.resolve(setup["model"]))
-    names = [model.load_adapter(str(tmp_path / "adapters" / name)) for name in setup["adapters"]]
+    names = [model.load_adapter(str(tmp_path / "adapters" / name), use_safetensors=True) for name in setup["adapters"]]
     enable_ffn_branches(model)
     register_heads(model)  # adapters' loader needs the custom head type registered
-    model.load_head(str(tmp_path / "adapters" / "task"))
+    model.load_head(str(tmp_path / "adapters" / "task"), use_safetensors=True)
     model.set_active_adapters(Stack(*names))
     model.active_head = "task"
     assert np.array_equal(engine.logits(View(split, rows), model=model), logits)

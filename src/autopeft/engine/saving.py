@@ -5,17 +5,25 @@ Layout of a trial folder:
 - `config.json`: the configuration (`PEFTConfig.to_dict()`) or `{"method": name}`;
 - `setup.json`: what a loader needs: backbone, adapter names in stack order, head, labels, max length;
 - `adapters/`: `model.save_adapter_setup(...)` output: `adapter_setup.json`, one folder per adapter
-  (each loadable with adapters' `load_adapter`) and the head in `adapters/task/` (`load_head`).
+  (each loadable with adapters' `load_adapter(..., use_safetensors=True)`) and the head in
+  `adapters/task/` (`load_head(..., use_safetensors=True)`), weights as `.safetensors`.
   Prefix-tuning is saved ejected (its flat prefixes, `flat=True` in its config), as deployed;
 - `backbone.safetensors`: for full fine-tuning and BitFit, the backbone tensors they changed;
 - `predictions.npz`: the saved model's outputs (`logits`, `n x num_labels`) on the scoring set
   (`rows` of split `split`), computed after ejection, so a reload can be checked against them.
+
+No file of a trial folder is a pickle: weights are safetensors, `predictions.npz` holds a string, an
+integer and a float array, all readable with `allow_pickle=False`. Folders saved before weights
+were safetensors (adapters' `pytorch_adapter.bin` / `pytorch_model_head.bin`) still load: adapters
+falls back to the `.bin` file when no `.safetensors` file is there.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +48,48 @@ def clear(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
+def _drop_prefix_aliases(module: Any, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """State-dict post-hook: keep one name per prefix-tuning tensor (the pool's own, the shortest).
+
+    adapters' prefix-tuning pool hangs under the base model and under every layer's attention
+    (`layer.<i>.attention.self.prefix_tuning.pool...`), so one tensor appears under several names.
+    safetensors refuses such aliases; since they are one tensor, loading the one name left fills
+    every alias (adapters loads into the live modules, which share the pool).
+    """
+    groups: dict[tuple, list[str]] = {}
+    for name, tensor in state_dict.items():
+        if ".prefix_tunings." in name:
+            key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+            groups.setdefault(key, []).append(name)
+    for names in groups.values():
+        for name in sorted(names, key=lambda n: (n.count("."), n))[1:]:
+            del state_dict[name]
+
+
+@contextmanager
+def _no_shared_tensors(model: Any) -> Iterator[None]:
+    """While saving: `model.state_dict()` names each prefix-tuning tensor once (see `_drop_prefix_aliases`)."""
+    hook = model.register_state_dict_post_hook(_drop_prefix_aliases)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def save_model(model: Any, handle: PEFTHandle, out_dir: Path, changed_backbone: list[str]) -> None:
     """Save the trained modules of `handle`: adapters + head, or head + changed backbone tensors.
 
-    Adapters and head use adapters' default torch format: safetensors refuses prefix-tuning, whose
-    one pool is referenced from every layer (shared tensors).
+    Everything is written as safetensors through adapters' own `use_safetensors=True`; the aliases
+    of prefix-tuning's shared pool are dropped while saving (`_no_shared_tensors`).
     """
     adapters_dir = out_dir / ADAPTERS_DIR
     clear(out_dir)  # a previous run's adapters would otherwise mix with these
-    if handle.adapter_names:
-        model.save_adapter_setup(str(adapters_dir), handle.setup, head_setup=HEAD_NAME)
-    else:
-        (adapters_dir / HEAD_NAME).mkdir(parents=True, exist_ok=True)
-        model.save_head(str(adapters_dir / HEAD_NAME), HEAD_NAME)
+    with _no_shared_tensors(model):
+        if handle.adapter_names:
+            model.save_adapter_setup(str(adapters_dir), handle.setup, head_setup=HEAD_NAME, use_safetensors=True)
+        else:
+            (adapters_dir / HEAD_NAME).mkdir(parents=True, exist_ok=True)
+            model.save_head(str(adapters_dir / HEAD_NAME), HEAD_NAME, use_safetensors=True)
     if changed_backbone:
         from safetensors.torch import save_file
 
@@ -64,8 +101,9 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
     """The trained model of a trial folder, ready to predict: backbone + adapters (stacked) + head.
 
     `model`: a freshly loaded backbone to load into (default: the one named in `setup.json`).
-    Uses adapters' own `load_adapter` and `load_head`, then upgrades parallel adapters so that
-    serial and parallel ones compose at the FFN (`enable_ffn_branches`).
+    Uses adapters' own `load_adapter` and `load_head` (safetensors, or the `.bin` files of older
+    folders), then upgrades parallel adapters so that serial and parallel ones compose at the FFN
+    (`enable_ffn_branches`).
     """
     from adapters.composition import Stack
 
@@ -80,14 +118,14 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
     setup = json.loads(setup_path.read_text(encoding="utf-8"))
     if model is None:
         model = models.load_adapter_model(models.resolve(setup["model"]))
-    names = [model.load_adapter(str(out_dir / ADAPTERS_DIR / name)) for name in setup["adapters"]]
+    names = [model.load_adapter(str(out_dir / ADAPTERS_DIR / name), use_safetensors=True) for name in setup["adapters"]]
     enable_ffn_branches(model)
     if (out_dir / BACKBONE_FILE).is_file():
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(out_dir / BACKBONE_FILE)), strict=False)
     register_heads(model)  # a mean-pooling head loads as itself, not as adapters' first-token head
-    model.load_head(str(out_dir / ADAPTERS_DIR / HEAD_NAME))
+    model.load_head(str(out_dir / ADAPTERS_DIR / HEAD_NAME), use_safetensors=True)
     if names:
         model.set_active_adapters(Stack(*names))
     model.active_head = HEAD_NAME
@@ -98,5 +136,5 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
 
 def load_predictions(out_dir: str | Path) -> tuple[str, np.ndarray, np.ndarray]:
     """(split name, rows, logits `n x num_labels`) saved with a trial."""
-    with np.load(Path(out_dir) / "predictions.npz") as data:
+    with np.load(Path(out_dir) / "predictions.npz", allow_pickle=False) as data:
         return str(data["split"]), data["rows"], data["logits"]
