@@ -62,9 +62,9 @@ def test_export_reloads_with_identical_predictions(searched, tmp_path):
 
     setup = json.loads((out / "setup.json").read_text())
     model = models.load_adapter_model(models.resolve("tiny-bert"))
-    names = [model.load_adapter(str(out / "adapters" / name)) for name in setup["adapters"]]
+    names = [model.load_adapter(str(out / "adapters" / name), use_safetensors=True) for name in setup["adapters"]]
     enable_ffn_branches(model)
-    model.load_head(str(out / "adapters" / "task"))
+    model.load_head(str(out / "adapters" / "task"), use_safetensors=True)
     model.set_active_adapters(Stack(*names))
     model.active_head = "task"
     model.eval()

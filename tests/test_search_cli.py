@@ -190,7 +190,10 @@ def test_sigkill_then_the_same_command_continues(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1])["complete"] == 5
 
 
-def _run_workers(url: str, tmp_path: Path, trials: int, workers: int) -> list[subprocess.CompletedProcess]:
+def _run_workers(
+    url: str, tmp_path: Path, trials: int, workers: int, kill_one: bool = False
+) -> list[subprocess.CompletedProcess]:
+    """`workers` processes on study "w"; with `kill_one`, the second is SIGKILLed inside one of its trials."""
     # trials long enough (a few seconds) that the later workers join before the first one is done
     slower = [a if not a.startswith("epochs=") else "epochs=1,max_train_samples=400,max_eval_samples=32" for a in FAST]
     first = [sys.executable, "-m", "autopeft", "search", *slower, "--trials", str(trials), "--sampler", "random"]
@@ -208,6 +211,23 @@ def _run_workers(url: str, tmp_path: Path, trials: int, workers: int) -> list[su
         subprocess.Popen(join, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(workers - 1)
     ]
+    if kill_one:
+        victim = procs[1]
+        deadline = time.time() + 300
+        while time.time() < deadline and victim.poll() is None:
+            mine = [
+                t
+                for t in _trials(url, "w")
+                if t.state == TrialState.RUNNING
+                and t.user_attrs.get("worker", {}).get("pid") == victim.pid
+                and "config" in t.user_attrs
+            ]
+            if mine:
+                os.kill(victim.pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+        assert victim.poll() is not None or victim.wait(timeout=30) == -signal.SIGKILL
+        procs.remove(victim)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=900)
@@ -215,10 +235,11 @@ def _run_workers(url: str, tmp_path: Path, trials: int, workers: int) -> list[su
     return results
 
 
-def _check_exact(url: str, trials: int) -> None:
+def _check_exact(url: str, trials: int, interrupted: int = 0) -> None:
     all_trials = _trials(url, "w")
     complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
     assert len(complete) == trials  # exactly N: none lost, none extra
+    assert len(all_trials) == trials + interrupted  # no trial that did no work (a worker with nothing to do waits)
     assert len({t.number for t in complete}) == trials  # none twice
     assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     workers = {(t.user_attrs["worker"]["host"], t.user_attrs["worker"]["pid"]) for t in complete}
@@ -245,6 +266,22 @@ def test_three_workers_share_a_postgresql_study(tmp_path):
         for r in results:
             assert r.returncode == 0, r.stderr
         _check_exact(url, 9)
+
+
+@pytest.mark.parametrize("storage, workers", [("sqlite", 2), ("postgresql", 3)])
+def test_a_killed_worker_leaves_exactly_the_budget_and_its_interrupted_trial(tmp_path, storage, workers):
+    def check(url: str) -> None:
+        for r in _run_workers(url, tmp_path, trials=5, workers=workers, kill_one=True):
+            assert r.returncode == 0, r.stderr
+        _check_exact(url, 5, interrupted=1)
+        failed = [t for t in _trials(url, "w") if t.state == TrialState.FAIL]
+        assert failed[0].user_attrs["fail_reason"].startswith("interrupted")
+
+    if storage == "sqlite":
+        check(f"sqlite:///{tmp_path / 's.db'}")
+    else:
+        with postgres_server(tmp_path / "pg") as url:
+            check(url)
 
 
 def test_two_local_processes_share_an_sqlite_study(tmp_path):

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.params import ModelDims, param_count
 from autopeft.search import record as rec
+from autopeft.search.claim import budget_lock
 from autopeft.search.results import completed_rows, format_table, pareto_rows, study_hypervolume
 from autopeft.search.storage import fail_interrupted_trials, worker_id
 from autopeft.space import PEFTConfig, SearchSpace
 
 if TYPE_CHECKING:
     import optuna
+
+
+IDLE_WAIT_SECONDS = (1.0, 30.0)  # a worker with nothing to claim waits this long first, doubling up to the second
 
 
 class TrialNotScored(Exception):
@@ -125,24 +129,63 @@ class SearchLoop:
             f"trial {min(done, self.trials)}/{self.trials} (#{trial.number}) {config}: {what} [{seconds:.0f} s] | "
             f"pareto {len(front)}, hypervolume {study_hypervolume(study, rows):.4f}"
         )
-        if done >= self.trials:
-            study.stop()
 
     def run(self) -> None:
+        """Claim and run trials until `trials` of them have finished in all workers.
+
+        When the rest of the budget is running in other workers, wait (backing off, writing nothing)
+        until they finish, or until one of them dies and its trial is to be run again."""
         import optuna
 
-        failed = fail_interrupted_trials(self.study)
-        if failed:
-            self.log(f"trials {', '.join(map(str, failed))} were interrupted; their configurations are queued again")
-        if finished_count(self.study) >= self.trials:
-            return
         self._cost_mark = (time.process_time(), time.perf_counter())
+        wait = IDLE_WAIT_SECONDS[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Optuna's heartbeat runs here as in `Study.optimize`, which it warns about outside of it
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             optuna.logging.set_verbosity(optuna.logging.ERROR)
-            self.study.optimize(
-                self.objective, callbacks=[self.after_trial], catch=(TrialNotScored,), gc_after_trial=False
-            )
+            while True:
+                failed = fail_interrupted_trials(self.study)
+                if failed:
+                    self.log(
+                        f"trials {', '.join(map(str, failed))} were interrupted; their configurations are queued again"
+                    )
+                if finished_count(self.study) >= self.trials:
+                    return
+                trial = self._claim()
+                if trial is None:  # the rest of the budget runs elsewhere
+                    time.sleep(wait)
+                    wait = min(2 * wait, IDLE_WAIT_SECONDS[1])
+                    continue
+                wait = IDLE_WAIT_SECONDS[0]
+                self._run_one(trial)
+
+    def _claim(self) -> optuna.Trial | None:
+        """A new trial of this worker's, or None when every place of the budget is taken."""
+        with budget_lock(self.study):
+            counted = sum(1 for t in self.study.get_trials(deepcopy=False) if counts_toward_budget(t))
+            return self.study.ask() if counted < self.trials else None
+
+    def _run_one(self, trial: optuna.Trial) -> None:
+        """The objective with Optuna's heartbeat, then tell (as `Study.optimize` does, one trial)."""
+        import optuna
+        from optuna.storages._heartbeat import get_heartbeat_thread
+        from optuna.trial import TrialState
+
+        values, state, error = None, None, None
+        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+            try:
+                values = self.objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except TrialNotScored:
+                state = TrialState.FAIL
+            except (Exception, KeyboardInterrupt) as err:
+                state, error = TrialState.FAIL, err
+        self.study.tell(trial, values if state is None else None, state=state)
+        self.after_trial(self.study, self.study._storage.get_trial(trial._trial_id))
+        if error is not None:
+            raise error
 
 
 def summary(study: optuna.Study) -> tuple[str, dict[str, Any]]:
