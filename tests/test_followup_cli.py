@@ -44,10 +44,21 @@ def _pareto(url: str) -> list[dict]:
 def test_export_reloads_with_identical_predictions(searched, tmp_path):
     from autopeft.engine import load_predictions
 
-    _folder, url = searched
+    folder, url = searched
     number = _pareto(url)[0]["number"]
     out = tmp_path / "exported"
-    result = autopeft("export", "--storage", url, "--study", "t", "--trial", str(number), "--out", str(out))
+    args = [
+        "export",
+        "--storage",
+        url,
+        "--study",
+        "t",
+        "--trial",
+        str(number),
+        "--artifacts",
+        str(folder / "artifacts"),
+    ]
+    result = autopeft(*args, "--out", str(out))
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout.strip().splitlines()[-1])
     assert info["source"] == "search" and (out / "config.json").is_file() and (out / "metrics.json").is_file()
@@ -80,6 +91,23 @@ def test_export_refuses_bad_trials(searched, tmp_path):
     _, url = searched
     bad = autopeft("export", "--storage", url, "--study", "t", "--trial", "99", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "trial 99" in bad.stderr
+
+
+def test_export_refuses_before_any_work(searched, tmp_path):
+    folder, url = searched
+    number = str(_pareto(url)[0]["number"])
+    base = ["export", "--storage", url, "--study", "t", "--trial", number]
+    # the trial's folder is outside the artifact root named (the default, studies/artifacts here)
+    outside = autopeft(*base, "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert outside.returncode == 2 and "outside the study's artifact folder" in outside.stderr
+    assert not (tmp_path / "a").exists() and len(outside.stderr.strip().splitlines()) == 1
+    # an --out that is a file
+    (tmp_path / "file").write_text("x")
+    as_file = autopeft(*base, "--artifacts", str(folder / "artifacts"), "--out", str(tmp_path / "file"))
+    assert as_file.returncode == 2 and "is a file" in as_file.stderr and (tmp_path / "file").read_text() == "x"
+    # peft cannot express bottleneck adapters or prefixes: one line, nothing written
+    peft = autopeft(*base, "--artifacts", str(folder / "artifacts"), "--format", "peft", "--out", str(tmp_path / "p"))
+    assert peft.returncode == 2 and "cannot be exported to peft" in peft.stderr and not (tmp_path / "p").exists()
 
 
 def test_retrain_stores_results_in_the_study_and_report(searched, tmp_path):

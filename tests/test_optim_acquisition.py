@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 import pytest
 import torch
 
+from autopeft.bench.problems import bert_dims
 from autopeft.optim.acquisition import ParamsScore, build_acquisition, default_ref_point, params_objective
 from autopeft.optim.budget import Budget
 from autopeft.optim.optimize import acquisition_score, best_of, local_search
-from autopeft.optim.problems import bert_dims
 from autopeft.optim.surrogate import Copula, fit_surrogate
 from autopeft.space import PEFTConfig, SearchSpace
 

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
+from autopeft.bench.optimizers import BenchSettings, Contender, run_one, summarise
+from autopeft.bench.problems import bert_dims, make_synthetic, pool, synthetic
 from autopeft.cli import main
 from autopeft.errors import UserError
-from autopeft.optim.benchmark import BenchSettings, Contender, run_one, summarise
-from autopeft.optim.problems import bert_dims, make_synthetic, pool, synthetic
 from autopeft.params import peft_params
 from autopeft.space import PEFTConfig, SearchSpace
 

@@ -10,11 +10,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autopeft.bench.problems import bert_dims
 from autopeft.errors import UserError
 from autopeft.optim import SAMPLERS, AutoPEFTSampler, config_from_params, make_sampler, optuna_distributions
 from autopeft.optim.bridge import params_from_config
 from autopeft.optim.history import History
-from autopeft.optim.problems import bert_dims
 from autopeft.optim.surrogate import NutsOptions
 from autopeft.params import peft_params
 from autopeft.space import PEFTConfig, SearchSpace

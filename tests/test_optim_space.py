@@ -7,11 +7,11 @@ import random
 import pytest
 import torch
 
+from autopeft.bench.problems import bert_dims
 from autopeft.errors import UserError
 from autopeft.optim.acquisition import ExactParams, ParamsScore
 from autopeft.optim.bridge import config_from_params, optuna_distributions, params_from_config, vector_from_params
 from autopeft.optim.budget import Budget
-from autopeft.optim.problems import bert_dims
 from autopeft.params import peft_params
 from autopeft.space import ConfigError, PEFTConfig, SearchSpace
 

@@ -235,7 +235,7 @@ def _run_workers(
     return results
 
 
-def _check_exact(url: str, trials: int, interrupted: int = 0) -> None:
+def _check_exact(url: str, trials: int, interrupted: int = 0, sharing: int = 2) -> None:
     all_trials = _trials(url, "w")
     complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
     assert len(complete) == trials  # exactly N: none lost, none extra
@@ -243,7 +243,7 @@ def _check_exact(url: str, trials: int, interrupted: int = 0) -> None:
     assert len({t.number for t in complete}) == trials  # none twice
     assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     workers = {(t.user_attrs["worker"]["host"], t.user_attrs["worker"]["pid"]) for t in complete}
-    assert len(workers) >= 2  # the work really was shared
+    assert len(workers) >= sharing  # the work really was shared
 
 
 def test_search_jobs_run_trials_in_worker_processes(tmp_path):
@@ -273,7 +273,7 @@ def test_a_killed_worker_leaves_exactly_the_budget_and_its_interrupted_trial(tmp
     def check(url: str) -> None:
         for r in _run_workers(url, tmp_path, trials=5, workers=workers, kill_one=True):
             assert r.returncode == 0, r.stderr
-        _check_exact(url, 5, interrupted=1)
+        _check_exact(url, 5, interrupted=1, sharing=min(2, workers - 1))
         failed = [t for t in _trials(url, "w") if t.state == TrialState.FAIL]
         assert failed[0].user_attrs["fail_reason"].startswith("interrupted")
 

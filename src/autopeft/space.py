@@ -20,6 +20,7 @@ from typing import Any
 
 from autopeft.errors import ConfigError
 from autopeft.modules import MODULE_KINDS, MODULES
+from autopeft.names import SPACES
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,8 @@ class SearchSpace:
     layout: Layout = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in SPACE_KINDS:
-            raise ConfigError(f"unknown space {self.kind!r}; known: {', '.join(SPACE_KINDS)}")
+        if self.kind not in SPACES:
+            raise ConfigError(f"unknown space {self.kind!r}; known: {', '.join(SPACES)}")
         if self.num_layers < 1:
             raise ConfigError(f"a model needs at least one layer, got {self.num_layers}")
         paper = self.kind == "paper"
@@ -347,6 +348,3 @@ class SearchSpace:
                     seen.add(candidate)
                     out.append(candidate)
         return out
-
-
-SPACE_KINDS = ("paper", "extended")

@@ -8,9 +8,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from autopeft.names import SAMPLERS, SPACES, SURROGATES
+
 HELP = "compare the optimisers (hypervolume against trials) on a synthetic problem or a pool of real evaluations"
 
-DEFAULT_SAMPLERS = "autopeft,random,tpe,nsga2,gp,autopeft-params-modelled,autopeft-plain-gp"
+DEFAULT_SAMPLERS = ",".join(SAMPLERS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,16 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SAMPLERS,
         help=f"comma-separated optimisers, autopeft ones optionally NAME:SURROGATE (default {DEFAULT_SAMPLERS})",
     )
-    parser.add_argument(
-        "--surrogate", choices=("saas", "saas-map", "gp"), default="saas", help="AutoPEFT's surrogate (default saas)"
-    )
+    parser.add_argument("--surrogate", choices=SURROGATES, default="saas", help="AutoPEFT's surrogate (default saas)")
     parser.add_argument("--n-startup", type=int, default=10, help="random trials before modelling (default 10)")
     parser.add_argument("--copula", action="store_true", help="AutoPEFT samplers: Gaussian copula of the metric")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--max-params", type=int, help="hard cap on PEFT parameters")
     budget.add_argument("--max-percent", type=float, help="hard cap as a percentage of the backbone")
     parser.add_argument("--model", default="minilm", help="pool problems: the model the pool was evaluated on")
-    parser.add_argument("--space", choices=("paper", "extended"), default="paper", help="pool problems: the space")
+    parser.add_argument("--space", choices=SPACES, default="paper", help="pool problems: the space")
     parser.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up steps of the saas surrogate")
     parser.add_argument("--nuts-samples", type=int, default=None, help="NUTS samples (every 8th is kept)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/optimizers/PROBLEM)")
@@ -46,30 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _problem_factory(args: argparse.Namespace):
-    """A picklable function that builds the problem (worker processes rebuild it with this)."""
-    import functools
-
-    from autopeft.errors import UserError
-    from autopeft.optim import problems
-
-    if args.problem.startswith("pool:"):
-        from autopeft import models
-
-        path = Path(args.problem[len("pool:") :])
-        if not path.is_file():  # before loading the model's config
-            raise UserError(f"pool file {str(path)!r} does not exist")
-        return functools.partial(problems.pool, path, models.dims_of(args.model), args.space)
-    if args.problem not in problems.SYNTHETIC:
-        raise UserError(f"unknown problem {args.problem!r}; known: {', '.join(problems.SYNTHETIC)} or pool:PATH.csv")
-    return functools.partial(problems.synthetic, args.problem)
-
-
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from autopeft.bench.optimizers import BenchSettings, Contender, plot, run_all, summarise, time_suggestions
+    from autopeft.bench.problems import problem_factory
     from autopeft.errors import UserError
-    from autopeft.optim.benchmark import BenchSettings, Contender, plot, run_all, summarise, time_suggestions
     from autopeft.optim.surrogate import NutsOptions
 
     if args.trials < 1 or args.seeds < 1:
@@ -85,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, args.copula, nuts)
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-    make_problem = _problem_factory(args)
+    make_problem = problem_factory(args.problem, args.model, args.space)
     problem = make_problem()
     log = _stderr
 

@@ -7,6 +7,8 @@ import json
 import random
 import sys
 
+from autopeft.names import SPACES
+
 HELP = "print sampled configurations of the search space with exact parameter counts"
 
 
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="minilm", help="local model folder, hub id, or minilm/tiny-bert/tiny-roberta"
     )
-    parser.add_argument("--space", choices=("paper", "extended"), default="paper")
+    parser.add_argument("--space", choices=SPACES, default="paper")
     parser.add_argument("--sample", type=int, default=10, metavar="N", help="how many configurations (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", metavar="JSON", help="check and count this configuration instead of sampling")

@@ -4,6 +4,7 @@ Optuna keeps finished trials read-only)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
@@ -175,44 +176,88 @@ def follow_up(
     return {"study": study.study_name, "task": task.name, "metric_name": task.metric_name, key: table}
 
 
-def export_trial(
-    study: Any, number: int, out: Path, device: str | None = None, glue_dir: str | None = None
-) -> dict[str, Any]:
-    """Copy trial `number`'s trained adapter folder to `out`; retrain it if this machine lacks it.
+EXPORT_FORMATS = ("adapters", "peft")
 
-    A trial trained elsewhere is retrained with the study's fidelity and seed (deterministic on
-    the same kind of machine); the returned dict says which happened and both scores.
+
+def export_trial(
+    study: Any,
+    number: int,
+    out: Path,
+    *,
+    format: str = "adapters",
+    artifacts: Path | None = None,
+    device: str | None = None,
+    glue_dir: str | None = None,
+) -> dict[str, Any]:
+    """Write trial `number`'s trained model to `out`: its trial folder (adapters' format) or, with
+    `format="peft"`, a Hugging Face `peft` adapter (LoRA configurations only).
+
+    The trial folder is the one the search saved, if it is on this machine inside the study's
+    artifact folder (`artifacts/<study>`); otherwise the trial is retrained with the study's
+    fidelity and seed (deterministic on the same kind of machine). Every check comes before any
+    work; the returned dict says which source was used and both scores.
     """
+    import tempfile
+
     from optuna.trial import TrialState
 
-    rec.StudyRecord.load(study)  # refuses a study autopeft search did not make
+    from autopeft.search.request import DEFAULT_ARTIFACTS
+    from autopeft.space import PEFTConfig
+
+    if format not in EXPORT_FORMATS:
+        raise UserError(f"unknown export format {format!r}; known: {', '.join(EXPORT_FORMATS)}")
+    record = rec.StudyRecord.load(study)  # refuses a study autopeft search did not make
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
         raise UserError(f"trial {number} of study {study.study_name!r} is not a completed trial")
     trial = trials[number]
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"--out {out} exists and is not empty")
-    artifact = trial.user_attrs.get(rec.TRIAL_ARTIFACT) or {}
-    source = Path(artifact.get("path", ""))
-    if artifact.get("host") == worker_id()["host"] and (source / "setup.json").is_file():
-        shutil.copytree(source, out, dirs_exist_ok=True)
-        return {"trial": number, "source": "search", "path": str(out), "metric": trial.values[0]}
-    print(
-        f"trial {number} was trained on {artifact.get('host', 'another machine')}: retraining it here", file=sys.stderr
-    )
-    from autopeft.engine import Engine
-    from autopeft.space import PEFTConfig
-
-    record = rec.StudyRecord.load(study)
-    engine = Engine(record.model, record.data.load(glue_dir), device=device)
     config = PEFTConfig.from_dict(trial.user_attrs[rec.TRIAL_CONFIG])
-    result = engine.run_trial(config, record.fidelity, seed=record.seed, mode="search", out_dir=out)
-    if not result.ok:
-        raise UserError(f"retraining trial {number} failed: {result.reason}")
-    return {
-        "trial": number,
-        "source": "retrained",
-        "path": str(out),
-        "metric": trial.values[0],
-        "retrained_metric": result.headline,
-    }
+    if format == "peft" and set(config.active_modules) != {"lora"}:
+        raise UserError(
+            f"trial {number} ({config.describe()}) cannot be exported to peft: only LoRA configurations map "
+            "exactly (peft has no bottleneck adapters, and its prefix-tuning shifts position ids)"
+        )
+    check_output_folder(out)
+    root = ((artifacts or DEFAULT_ARTIFACTS) / study.study_name).resolve()
+    artifact = trial.user_attrs.get(rec.TRIAL_ARTIFACT) or {}
+    source = Path(artifact.get("path", "")).resolve()
+    local = artifact.get("host") == worker_id()["host"] and (source / "setup.json").is_file()
+    if local and not source.is_relative_to(root):
+        raise UserError(
+            f"trial {number}'s stored folder {source} is outside the study's artifact folder {root}; "
+            "pass the --artifacts the search used"
+        )
+    with tempfile.TemporaryDirectory(prefix="autopeft-export-") as scratch:
+        info: dict[str, Any] = {"trial": number, "format": format, "path": str(out), "metric": trial.values[0]}
+        if local:
+            folder, info["source"] = source, "search"
+        else:
+            host = artifact.get("host")
+            where = host if host and host != worker_id()["host"] else "another machine"
+            print(f"trial {number} was trained on {where}: retraining it here", file=sys.stderr)
+            from autopeft.engine import Engine
+
+            folder = Path(scratch) / "trial"
+            engine = Engine(record.model, record.data.load(glue_dir), device=device)
+            result = engine.run_trial(config, record.fidelity, seed=record.seed, mode="search", out_dir=folder)
+            if not result.ok:
+                raise UserError(f"retraining trial {number} failed: {result.reason}")
+            info["source"], info["retrained_metric"] = "retrained", result.headline
+        if format == "peft":
+            from autopeft.peft.hf_export import export_peft
+
+            export_peft(folder, out)
+        else:
+            shutil.copytree(folder, out, dirs_exist_ok=True, symlinks=True)
+    return info
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse, before any work, an output folder that is a file, is not empty, or cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out} cannot be written ({parent} is not a writable folder)")

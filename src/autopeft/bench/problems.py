@@ -212,3 +212,20 @@ def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
         candidates=tuple(mean),
     )
     return _with_max_hv(problem, [(mean[c], counts[c]) for c in mean])
+
+
+def problem_factory(spec: str, model: str = "minilm", space: str = "paper") -> Callable[[], Problem]:
+    """A picklable function that builds the problem `spec` names (`synthetic-L` or `pool:PATH.csv`);
+    worker processes rebuild it with this."""
+    import functools
+
+    if spec.startswith("pool:"):
+        from autopeft import models
+
+        path = Path(spec[len("pool:") :])
+        if not path.is_file():  # before loading the model's config
+            raise UserError(f"pool file {str(path)!r} does not exist")
+        return functools.partial(pool, path, models.dims_of(model), space)
+    if spec not in SYNTHETIC:
+        raise UserError(f"unknown problem {spec!r}; known: {', '.join(SYNTHETIC)} or pool:PATH.csv")
+    return functools.partial(synthetic, spec)

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autopeft.bench.problems import Problem
 from autopeft.errors import UserError
-from autopeft.optim.problems import Problem
 from autopeft.optim.surrogate import SURROGATES, NutsOptions
 from autopeft.space import PEFTConfig
 
