@@ -61,6 +61,7 @@ class ModuleKind:
     choices: Callable[[int], tuple[int, ...]]  # hidden size -> allowed non-zero sizes, ascending
     params_per_layer: Callable[[int, int], int]  # (hidden size, size) -> parameters added to one layer
     paper: bool  # in the paper's space; the extended space has every kind
+    lr_scale: float = 1.0  # its parameters train at the trial's learning rate times this (see `bench modules`)
 
 
 MODULE_KINDS: dict[str, ModuleKind] = {

@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "optimizers": "bench_optimizers",
     "make-pool": "bench_pool",
     "glue": "bench_glue",
+    "modules": "bench_modules",
 }
 
 

@@ -76,6 +76,25 @@ if set(ADAPTER_FACTORIES) != set(MODULE_KINDS):  # a kind without its adapters c
 STACK_ORDER: tuple[str, ...] = tuple(ADAPTER_FACTORIES)
 
 
+def module_kind_of(param_name: str) -> str | None:
+    """The module kind a trainable parameter belongs to, from the names adapters gives it; None for the
+    head and the backbone. Baselines' own adapters map by architecture: Houlsby's and UniPELT's bottleneck
+    adapters are serial, UniPELT's prefixes and LoRA are prefix and LoRA."""
+    if ".prefix_tuning." in param_name or ".prefix_tunings." in param_name:
+        return "prefix"
+    if ".loras." in param_name:
+        return "lora"
+    if ".adapters." in param_name:
+        return "parallel" if "_parallel." in param_name else "serial"
+    return None
+
+
+def lr_scale_of(param_name: str) -> float:
+    """The factor on a trial's learning rate for this parameter (`ModuleKind.lr_scale`; 1 for the head)."""
+    kind = module_kind_of(param_name)
+    return MODULE_KINDS[kind].lr_scale if kind else 1.0
+
+
 def adapter_configs(config: PEFTConfig, dims: ModelDims) -> dict[str, Any]:
     """The adapters configs of `config`, keyed by module kind, in stack order."""
     return {
