@@ -18,6 +18,7 @@ from autopeft.errors import UserError
 SUBCOMMANDS: dict[str, str] = {
     "space": "space",
     "train": "train",
+    "calibrate": "calibrate",
     "search": "search",
     "worker": "worker",
     "report": "report",

@@ -1,0 +1,84 @@
+"""`autopeft calibrate`: the ladder's figures, the choice of rung, the stored probe, bad input refused."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+from autopeft.cli import main
+from autopeft.search.calibrate import (
+    Rung,
+    heldout_se,
+    load_probe,
+    probe_observations,
+    rung_figures,
+    signal_of,
+)
+
+TINY = ["--model", "tiny-bert", "--configs", "2", "--seeds", "0,1", "--fidelity", "max_eval_samples=48,batch_size=16"]
+
+
+def test_figures_of_a_rung():
+    # two configurations far apart, seeds close: a large ratio; the best well above the floor
+    ratio, margin, best, se = rung_figures({"a": [0.80, 0.82], "b": [0.60, 0.62]}, 0.5, "accuracy", 400)
+    assert ratio == pytest.approx(0.1414 / 0.01414, rel=1e-2) and best == pytest.approx(0.81)
+    assert se == pytest.approx(math.sqrt(0.81 * 0.19 / 400 + 0.01414**2 / 2), rel=1e-2)
+    assert margin == pytest.approx((0.81 - 0.5) / se)
+    # seeds as far apart as the configurations: no signal
+    ratio, *_ = rung_figures({"a": [0.5, 0.7], "b": [0.55, 0.65]}, 0.5, "accuracy", 400)
+    assert ratio < 1
+    assert heldout_se("pearson_spearman_mean", 0.0, 101) == pytest.approx(0.1)
+
+
+def test_rungs_parse_and_must_grow():
+    assert Rung.parse("1000x2") == Rung(1000, 2) and Rung.parse("1000x2").cost == 2000
+    for bad in ("1000", "ax2", "1x1", "10x0"):
+        with pytest.raises(Exception, match="ladder rung"):
+            Rung.parse(bad)
+
+
+def test_calibrate_runs_the_ladder_and_stores_the_probe(glue_dir, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    argv = ["calibrate", *TINY, "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
+    code = main([*argv, "--ladder", "32x1,64x1", "--max-minutes", "5"])
+    assert code in (0, 1)  # a random tiny model may or may not show signal; both are reported
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0].split() == ["rung", "s/trial", "ratio", "margin", "chosen"]
+    summary = json.loads(lines[-1])
+    assert [r["rung"] for r in summary["ladder"]][:1] == ["32x1"]
+    probe = load_probe(optuna.storages.RDBStorage(url), "probe-rte-tiny-bert-paper")
+    assert probe is not None and probe["task"] == "rte" and len(probe["rungs"][0]["runs"]) == 4  # 2 configs x 2 seeds
+    if code == 1:
+        assert summary["chosen"] is None and "no rung within 5 minutes has signal" in out.err
+    else:
+        assert signal_of(probe, summary["chosen"]) is True and len(probe_observations(probe)) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--max-minutes", "0"], "--max-minutes must be a positive number"),
+        (["--max-minutes", "-3"], "--max-minutes must be a positive number"),
+        (["--ladder", "64x1,32x1"], "must grow"),
+        (["--ladder", "100000x9", "--max-minutes", "0.01"], "the smallest rung"),
+        (["--configs", "1"], "at least 2 configurations"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(glue_dir, tmp_path, capsys, extra, message):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    code = main(["calibrate", *TINY, "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url, *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_non_numeric_cap_and_unknown_task(glue_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["calibrate", *TINY, "--task", "rte", "--max-minutes", "soon"])
+    assert exit.value.code == 2
+    assert main(["calibrate", *TINY, "--task", "squad", "--storage", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
+    assert "squad" in capsys.readouterr().err and not (tmp_path / "c.db").exists()
