@@ -228,7 +228,8 @@ def calibrate(request: Calibration, log: Callable[[str], None]) -> dict[str, Any
 def _line(r: RungResult) -> str:
     ratio = "n/a" if r.ratio is None else f"{r.ratio:.1f}"
     margin = "n/a" if r.margin is None else f"{r.margin:.1f}"
-    return f"rung {r.rung}: {r.seconds_per_trial:.0f} s/trial, ratio {ratio}, margin {margin} SE (best {r.best:.4f}, floor {r.floor:.4f})"
+    scores = f"best {r.best:.4f}, floor {r.floor:.4f}"
+    return f"rung {r.rung}: {r.seconds_per_trial:.0f} s/trial, ratio {ratio}, margin {margin} SE ({scores})"
 
 
 def store_probe(storage: Any, name: str, probe: dict[str, Any]) -> None:
