@@ -1,7 +1,7 @@
-"""Worker processes for CPU-bound work: fresh interpreters that share the cores evenly.
+"""Worker processes: fresh interpreters that share the cores evenly, and a GPU when they train on one.
 
-Spawned, not forked, so no worker inherits torch's thread pools from its parent; each sets torch to
-its share of the cores before its own initializer runs.
+Spawned, not forked, so no worker inherits torch's thread pools (or a CUDA context) from its parent;
+each sets torch to its share of the cores, and of a shared GPU's memory, before its own initializer runs.
 """
 
 from __future__ import annotations
@@ -14,24 +14,40 @@ from typing import Any
 
 
 def spawn_pool(
-    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    *,
+    share_device: str | None = None,
 ) -> ProcessPoolExecutor:
     """A pool of `workers` spawned processes, each with torch at cores // workers threads (at least 1).
 
     initializer: a module-level function (it is pickled), called with `initargs` in each worker.
+    share_device: the device the workers train on, resolved (`autopeft.engine.devices.resolve_device`);
+    on a CUDA device each worker's allocator is capped at 1/workers of its memory. None: no GPU set-up.
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(threads, initializer, initargs),
+        initargs=(threads, workers, share_device, initializer, initargs),
     )
 
 
-def _start_worker(threads: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+def _start_worker(
+    threads: int,
+    workers: int,
+    share_device: str | None,
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if share_device is not None:
+        from autopeft.engine.devices import share_gpu
+
+        share_gpu(share_device, workers)
     if initializer is not None:
         initializer(*initargs)

@@ -8,7 +8,9 @@ length-grouped dynamic padding. Both use the same subsets, seeds, optimiser sett
 For each seed the engine trial runs first, then the reference trial, so both see the same machine
 load. Then the engine runs more trials, up to `trials`, to show its resident memory stays flat.
 Training speed is training examples over training seconds (evaluation, loading and tokenising
-excluded on both sides); seconds per trial is everything.
+excluded on both sides); seconds per trial is everything. On a GPU (`device`), memory is torch's
+peak allocation per trial and what stays allocated between trials; `precision` runs both sides
+under autocast (the Trainer through its own bf16 / fp16 switches).
 """
 
 from __future__ import annotations
@@ -39,19 +41,28 @@ class EngineBench:
     lr: float | None = None  # None: by method family
     max_length: int = 128
     progress: bool | None = None
+    device: str | None = None  # None: cuda when available
+    precision: str = "fp32"  # fp32, bf16 or fp16 (see Fidelity.precision)
 
     def __post_init__(self) -> None:
+        from autopeft.engine.fidelity import PRECISIONS
+
         if self.trials < len(self.seeds):
             raise UserError(f"--trials {self.trials} is fewer than the {len(self.seeds)} seeds")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
 
 
 def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train both ways, log a line per trial, and return the figures (the bench's closing JSON)."""
     from autopeft.bench.reference import run_baseline_trial
     from autopeft.engine import DEFAULT_LRS, Engine, Fidelity, family_of
+    from autopeft.engine.devices import check_device, resolve_device
     from autopeft.engine.memory import rss_mb
     from autopeft.tasks import load_task
 
+    check_device(bench.device, bench.precision)
+    device = resolve_device(bench.device)
     seeds = list(bench.seeds)
     fidelity = Fidelity(
         epochs=bench.epochs,
@@ -60,10 +71,11 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
         batch_size=bench.batch_size,
         lr=bench.lr,
         max_length=bench.max_length,
+        precision=bench.precision,
     )
     task = load_task(bench.task, glue_dir=bench.glue_dir)
     started = time.perf_counter()
-    engine = Engine(bench.model, task, progress=bench.progress)
+    engine = Engine(bench.model, task, device=device, progress=bench.progress)
     setup_seconds = time.perf_counter() - started
     item = engine.resolve(bench.item)
     lr = fidelity.lr or DEFAULT_LRS[family_of(item)]
@@ -71,12 +83,14 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
     label = item.name if isinstance(bench.item, str) else item.describe()
     log(
         f"bench engine: {task.name}, {bench.model}, {label}, {len(plan.train)} train / {len(plan.evals[''])} dev, "
-        f"{bench.epochs} epoch(s), lr {lr:g}, seeds {','.join(map(str, seeds))}; engine setup {setup_seconds:.1f} s"
+        f"{bench.epochs} epoch(s), lr {lr:g}, seeds {','.join(map(str, seeds))}, {device} {bench.precision}; "
+        f"engine setup {setup_seconds:.1f} s"
     )
 
     engine_runs: list[Any] = []
     baseline_runs: list[Any] = []
     rss: list[float] = []
+    held: list[float] = []  # GPU memory still allocated after each engine trial (the backbone, cached tokens)
     for i in range(bench.trials):
         seed = seeds[i] if i < len(seeds) else seeds[-1] + i
         result = engine.run_trial(item, fidelity, seed=seed, mode="final")
@@ -84,17 +98,19 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
             raise UserError(f"engine trial failed: {result.reason}")
         engine_runs.append(result)
         rss.append(rss_mb())
+        held.append(_allocated_mb(device))
         log(
             f"engine   trial {i + 1:2d} seed {seed}: {task.metric_name} {result.headline:.4f} | "
-            f"{result.examples_per_second:6.1f} ex/s | {result.wall_seconds:6.1f} s/trial | RSS {rss[-1]:.0f} MB"
+            f"{result.examples_per_second:6.1f} ex/s | {result.wall_seconds:6.1f} s/trial | RSS {rss[-1]:.0f} MB | "
+            f"peak {result.peak_memory_mb:.0f} MB"
         )
         if i < len(seeds):
-            base = run_baseline_trial(bench.model, task, item, fidelity, lr, seed, plan.train, plan.evals[""])
+            base = run_baseline_trial(bench.model, task, item, fidelity, lr, seed, plan.train, plan.evals[""], device)
             baseline_runs.append(base)
             log(
                 f"baseline trial {i + 1:2d} seed {seed}: {task.metric_name} {base.headline:.4f} | "
                 f"{base.examples_per_second:6.1f} ex/s | {base.wall_seconds:6.1f} s/trial "
-                f"(load {base.load_seconds:.1f} s)"
+                f"(load {base.load_seconds:.1f} s) | peak {base.peak_memory_mb:.0f} MB"
             )
 
     compared = engine_runs[: len(seeds)]
@@ -106,9 +122,12 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
     engine_scores = [r.headline for r in compared]
     baseline_scores = [b.headline for b in baseline_runs]
     growth = 100 * (rss[-1] - rss[0]) / rss[0]
+    engine_all = statistics.fmean(r.wall_seconds for r in engine_runs)
     return {
         "task": task.name,
         "model": bench.model,
+        "device": device,
+        "precision": bench.precision,
         "config": engine_runs[0].config,
         "train_examples": len(plan.train),
         "eval_examples": len(plan.evals[""]),
@@ -120,7 +139,10 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
         "ratio": round(engine_speed / baseline_speed, 3),
         "baseline_s_per_trial": round(baseline_trial, 2),
         "engine_s_per_trial": round(engine_trial, 2),
-        "engine_s_per_trial_all": round(statistics.fmean(r.wall_seconds for r in engine_runs), 2),
+        "engine_s_per_trial_all": round(engine_all, 2),
+        "engine_trials_per_hour": round(3600 / engine_all, 1),
+        "engine_peak_memory_mb": max(r.peak_memory_mb for r in engine_runs),
+        "baseline_peak_memory_mb": max(b.peak_memory_mb for b in baseline_runs),
         "engine_setup_s": round(setup_seconds, 2),
         "baseline_scores": baseline_scores,
         "engine_scores": engine_scores,
@@ -129,5 +151,16 @@ def run_engine_bench(bench: EngineBench, log: Callable[[str], None] = print) -> 
         "rss_after_first_mb": round(rss[0], 1),
         "rss_after_last_mb": round(rss[-1], 1),
         "rss_growth_percent": round(growth, 2),
+        "device_memory_after_first_mb": round(held[0], 1) if device.startswith("cuda") else None,
+        "device_memory_after_last_mb": round(held[-1], 1) if device.startswith("cuda") else None,
         "trials": len(rss),
     }
+
+
+def _allocated_mb(device: str) -> float:
+    """GPU memory torch holds allocated now (0 off CUDA)."""
+    if not device.startswith("cuda"):
+        return 0.0
+    import torch
+
+    return torch.cuda.memory_allocated(device) / 2**20

@@ -21,7 +21,7 @@ import torch
 
 from autopeft import models
 from autopeft.engine.fidelity import Fidelity
-from autopeft.engine.memory import release_memory
+from autopeft.engine.memory import PeakMemory, release_memory
 from autopeft.methods import Method
 from autopeft.peft.build import attach_config, attach_method
 from autopeft.space import PEFTConfig
@@ -40,6 +40,7 @@ class BaselineResult:
     wall_seconds: float  # the whole trial: load, tokenise, train, evaluate
     load_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    peak_memory_mb: float = 0.0  # on a GPU: torch's peak allocation during the trial; else resident memory
 
     @property
     def examples_per_second(self) -> float:
@@ -81,11 +82,18 @@ def run_baseline_trial(
     seed: int,
     train: View,
     evaluation: View,
+    device: str = "cpu",
 ) -> BaselineResult:
-    """One trial the original way; `train` and `evaluation` are the engine plan's views, for equal data."""
+    """One trial the original way; `train` and `evaluation` are the engine plan's views, for equal data.
+
+    device: "cpu" or a CUDA device (the Trainer takes the first visible GPU); the Trainer's own
+    bf16 / fp16 switches follow `fidelity.precision`, as the engine's autocast does.
+    """
     from adapters import AdapterTrainer
     from transformers import PrinterCallback, Trainer, TrainingArguments, default_data_collator, set_seed
 
+    peak = PeakMemory(device)
+    peak.start()
     started = time.perf_counter()
     spec = models.resolve(model_name)
     hf_config = models.load_config(spec)
@@ -125,7 +133,9 @@ def run_baseline_trial(
             save_strategy="no",
             report_to=[],
             disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
+            use_cpu=torch.device(device).type == "cpu",
+            bf16=fidelity.precision == "bf16",
+            fp16=fidelity.precision == "fp16",
             dataloader_num_workers=0,
         )
         trainer_class = AdapterTrainer if handle.regime == "adapters" else Trainer
@@ -150,6 +160,7 @@ def run_baseline_trial(
     metrics = {k.removeprefix("eval_"): v for k, v in best.items() if k.startswith("eval_") and k not in _TRAINER_KEYS}
     del trainer, model, train_data, eval_data
     gc.collect()
+    peak_mb = peak.peak_mb()
     release_memory()
     return BaselineResult(
         headline=best[key],
@@ -160,4 +171,5 @@ def run_baseline_trial(
         wall_seconds=time.perf_counter() - started,
         load_seconds=load_seconds,
         history=history,
+        peak_memory_mb=round(peak_mb, 1),
     )

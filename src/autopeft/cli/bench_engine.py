@@ -6,7 +6,7 @@ import argparse
 import json
 import statistics
 
-from autopeft.cli.options import add_glue_dir_argument, add_model_argument, parse_seeds
+from autopeft.cli.options import add_device_argument, add_glue_dir_argument, add_model_argument, parse_seeds
 
 HELP = "engine speed and memory against the original Trainer-based trials"
 
@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, help="learning rate (default: by method family)")
     parser.add_argument("--max-length", type=int, default=128)
+    add_device_argument(parser)
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, bf16 or fp16: autocast for both sides (default fp32)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         max_length=args.max_length,
         progress=False if args.no_progress else None,
+        device=args.device,
+        precision=args.precision,
     )
     figures = run_engine_bench(bench, log=lambda line: print(line, flush=True))
     print(
@@ -69,6 +75,18 @@ def run(args: argparse.Namespace) -> int:
         f"memory:   RSS after engine trial 1 {figures['rss_after_first_mb']:.0f} MB, after trial {figures['trials']} "
         f"{figures['rss_after_last_mb']:.0f} MB ({growth:+.1f}%, {verdict} 10%)"
     )
+    gpu = figures["device"].startswith("cuda")
+    print(
+        f"peak:     engine {figures['engine_peak_memory_mb']:.0f} MB, "
+        f"baseline {figures['baseline_peak_memory_mb']:.0f} MB a trial "
+        f"({'torch allocation on ' + figures['device'] if gpu else 'RSS'}); "
+        f"engine {figures['engine_trials_per_hour']:.0f} trials/hour at {figures['precision']}"
+    )
+    if figures["device_memory_after_first_mb"] is not None:
+        print(
+            f"device:   allocated after engine trial 1 {figures['device_memory_after_first_mb']:.0f} MB, "
+            f"after trial {figures['trials']} {figures['device_memory_after_last_mb']:.0f} MB"
+        )
     print(json.dumps(figures), flush=True)
     return 0
 

@@ -20,6 +20,7 @@ import torch
 
 from autopeft import models
 from autopeft.engine import loop, saving
+from autopeft.engine.devices import check_precision
 from autopeft.engine.fidelity import DEFAULT_LRS, Fidelity, family_of
 from autopeft.engine.memory import PeakMemory, release_memory
 from autopeft.engine.result import EpochReport, TrialFailed, TrialResult
@@ -95,10 +96,13 @@ class Engine:
         key = f"{self.spec.tokenizer_path}|{type(self.tokenizer).__name__}"
         return self.tokens.get(self.task.split(split), self.tokenizer, key, max_length, self.use_types)
 
-    def logits(self, view: View, *, model: Any = None, max_length: int = 128, batch_size: int = 64) -> np.ndarray:
+    def logits(
+        self, view: View, *, model: Any = None, max_length: int = 128, batch_size: int = 64, precision: str = "fp32"
+    ) -> np.ndarray:
         """Outputs of `model` (default: the engine's, as it is now) on `view`: `n x num_labels`."""
         data = self.encoded(view.split, max_length)
-        return loop.logits(model if model is not None else self.model, data, view.indices, batch_size, self.device)
+        model = model if model is not None else self.model
+        return loop.logits(model, data, view.indices, batch_size, self.device, precision)
 
     # --- trials ----------------------------------------------------------------------------
 
@@ -135,9 +139,11 @@ class Engine:
         mode "search" scores on the held-out slice of train, "final" on dev (see `TaskData.plan`).
         `on_epoch` sees every evaluation and may return True to stop the trial there.
         A NaN or infinite loss, running out of memory or an empty split gives a result with status
-        "failed" and the reason; bad input (unknown method, layer out of range) raises UserError.
+        "failed" and the reason; bad input (unknown method, layer out of range, a precision this
+        device cannot train at) raises UserError.
         """
         fidelity = fidelity or Fidelity()
+        check_precision(str(self.device), fidelity.precision)
         item = self.resolve(config)
         count = self.count(item)
         lr = fidelity.lr or DEFAULT_LRS[family_of(item)]
@@ -164,7 +170,8 @@ class Engine:
         out_path = Path(out_dir) if out_dir is not None else None
         if out_path is not None:
             saving.clear(out_path)  # a failed trial must not leave an earlier run's adapters behind
-        peak = PeakMemory(self.device.type)
+        peak = PeakMemory(str(self.device))
+        out_of_memory = False
         peak.start()
         handle: PEFTHandle | None = None
         saved_backbone: dict[str, torch.Tensor] = {}
@@ -191,6 +198,7 @@ class Engine:
         except (RuntimeError, MemoryError) as err:
             if not _is_oom(err):
                 raise
+            out_of_memory = True
             self._fail(result, f"out of memory: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
         finally:
             if handle is not None:
@@ -200,7 +208,7 @@ class Engine:
             self.model.eval()
             result.peak_memory_mb = round(peak.peak_mb(), 1)
             saved_backbone.clear()
-            release_memory()
+            release_memory(device_cache=out_of_memory)  # a GPU's cached blocks serve the next trial
             self.trials_run += 1
         result.wall_seconds = round(time.perf_counter() - started, 3)
         result.train_seconds = round(result.train_seconds, 3)
@@ -242,9 +250,10 @@ class Engine:
         main = plan.evals[""]
         main_data = self.encoded(main.split, fidelity.max_length)
         references = main_data.labels[main.indices]
+        precision = fidelity.precision
 
         def score() -> tuple[float, dict[str, float]]:
-            values = loop.logits(self.model, main_data, main.indices, fidelity.eval_batch_size, self.device)
+            values = loop.logits(self.model, main_data, main.indices, fidelity.eval_batch_size, self.device, precision)
             _check_finite(values, main.split)
             metrics = self.task.score(loop.to_predictions(values, regression), references)
             return metrics[self.task.metric_name], metrics
@@ -270,7 +279,7 @@ class Engine:
         for suffix, view in plan.evals.items():
             if suffix:  # e.g. MNLI mismatched, scored once with the best state
                 data = self.encoded(view.split, fidelity.max_length)
-                values = loop.logits(self.model, data, view.indices, fidelity.eval_batch_size, self.device)
+                values = loop.logits(self.model, data, view.indices, fidelity.eval_batch_size, self.device, precision)
                 _check_finite(values, view.split)
                 extra = self.task.score(loop.to_predictions(values, regression), data.labels[view.indices])
                 metrics |= {f"{k}_{suffix}": v for k, v in extra.items()}
@@ -292,7 +301,9 @@ class Engine:
         eject_prefixes(self.model, handle)  # deployment form: flat prefixes, no reparameterisation MLP
         saving.save_model(self.model, handle, out, changed)
         main = plan.evals[""]
-        values = self.logits(main, max_length=fidelity.max_length, batch_size=fidelity.eval_batch_size)
+        values = self.logits(
+            main, max_length=fidelity.max_length, batch_size=fidelity.eval_batch_size, precision=fidelity.precision
+        )
         np.savez(out / "predictions.npz", split=main.split, rows=main.indices, logits=values)
         saving.write_json(
             out / "setup.json",

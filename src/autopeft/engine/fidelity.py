@@ -47,6 +47,9 @@ def family_of(item: PEFTConfig | Method) -> str:
 
 
 POOLINGS = ("cls", "mean")  # the heads of autopeft.peft.heads
+# Arithmetic of the forward passes: fp32 as always, or torch.autocast to bf16 / fp16 (fp16 with loss
+# scaling); weights and optimiser states stay fp32 either way. Which devices take which: engine/devices.
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class FidelityError(UserError):
@@ -76,6 +79,7 @@ class Fidelity:
     heldout_fraction: float = field(default=0.1, metadata={"help": "share of train held out to score a search"})
     split_seed: int = field(default=0, metadata={"help": "seed of the held-out slice and the subsets"})
     pooling: str = field(default="cls", metadata={"help": "what the head reads: cls (first token) or mean"})
+    precision: str = field(default="fp32", metadata={"help": "forward arithmetic: fp32, or autocast to bf16 or fp16"})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -107,6 +111,8 @@ class Fidelity:
             raise FidelityError("give max_train_samples or train_fraction, not both")
         if self.pooling not in POOLINGS:
             raise FidelityError(f"fidelity pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.precision not in PRECISIONS:
+            raise FidelityError(f"fidelity precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise FidelityError(f"fidelity warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("weight_decay", "max_grad_norm", "split_seed"):

@@ -6,8 +6,10 @@ are already chosen, the encoded data and the budget, and returns what happened.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +17,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from autopeft.engine.devices import autocast_dtype
 from autopeft.engine.fidelity import Fidelity
 from autopeft.engine.memory import PeakMemory
 from autopeft.engine.result import EpochReport, TrialFailed
 from autopeft.engine.tokens import Encoded, eval_batches, train_batches
+from autopeft.peft.build import lr_scale_of
 
 Scorer = Callable[[], tuple[float, dict[str, float]]]  # () -> (headline, metrics) on the scoring set
+
+# Steps between reads of the loss back to the host. Reading a CUDA tensor waits for the GPU to finish
+# its queue; reading every 32 steps keeps it busy. On the CPU a read costs nothing, so every step.
+SYNC_EVERY = {"cpu": 1}
+DEVICE_SYNC_EVERY = 32
 
 
 @dataclass
@@ -40,20 +49,34 @@ class Outcome:
     eval_seconds: float = 0.0
 
 
-def logits(model: Any, data: Encoded, rows: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """Model outputs for `rows`, in the order of `rows`: an `n x num_labels` float32 array."""
+def logits(
+    model: Any, data: Encoded, rows: np.ndarray, batch_size: int, device: torch.device, precision: str = "fp32"
+) -> np.ndarray:
+    """Model outputs for `rows`, in the order of `rows`: an `n x num_labels` float32 array.
+
+    The batches' outputs stay on the device and come back in one copy (one wait for a GPU).
+    """
     model.eval()
-    out = np.empty((len(rows), 0), dtype=np.float32)
-    position = {int(r): i for i, r in enumerate(rows)}
-    with torch.inference_mode():
-        for batch_rows in eval_batches(data.lengths, rows, batch_size):
+    batches = eval_batches(data.lengths, rows, batch_size)
+    chunks: list[torch.Tensor] = []
+    with torch.inference_mode(), autocast(device, precision):
+        for batch_rows in batches:
             inputs = data.batch(batch_rows, device)
             inputs.pop("labels")
-            values = model(**inputs).logits.float().cpu().numpy()  # b x num_labels
-            if out.shape[1] == 0:
-                out = np.empty((len(rows), values.shape[1]), dtype=np.float32)
-            out[[position[int(r)] for r in batch_rows]] = values
+            chunks.append(model(**inputs).logits.float())  # b x num_labels
+    if not chunks:
+        return np.empty((0, 0), dtype=np.float32)
+    values = torch.cat(chunks).cpu().numpy()  # n x num_labels, in batch order
+    position = {int(r): i for i, r in enumerate(rows)}
+    out = np.empty_like(values)
+    out[[position[int(r)] for r in np.concatenate(batches)]] = values
     return out
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """torch.autocast to the precision's dtype; at fp32 no autocast at all (results as before it existed)."""
+    dtype = autocast_dtype(precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def to_predictions(values: np.ndarray, regression: bool) -> np.ndarray:
@@ -78,6 +101,7 @@ def train(
 ) -> Outcome:
     """Train the parameters of `model` that require grad on `rows` of `data`, scoring after each epoch.
 
+    Runs the forward passes under autocast at `fidelity.precision` (fp16 with loss scaling).
     Raises TrialFailed when the loss or the gradient norm stops being finite.
     """
     from tqdm.auto import tqdm
@@ -91,8 +115,17 @@ def train(
     total = fidelity.epochs * steps_per_epoch
     if fidelity.max_steps is not None:
         total = min(total, fidelity.max_steps)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=fidelity.weight_decay)
+    # one parameter group per learning rate: each module kind trains at `lr` times its kind's scale
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, param in zip(names, params, strict=True):
+        groups.setdefault(lr * lr_scale_of(name), []).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": group, "lr": rate} for rate, group in groups.items()], lr=lr, weight_decay=fidelity.weight_decay
+    )
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(total * fidelity.warmup_ratio), total)
+    # fp16 needs loss scaling (small gradients underflow); a skipped step is expected there, not a failure
+    scaler = torch.amp.GradScaler(device.type) if fidelity.precision == "fp16" else None
+    watch = _Watch(lr, SYNC_EVERY.get(device.type, DEVICE_SYNC_EVERY), norms_fatal=scaler is None)
     rng = np.random.default_rng(seed)
     out = Outcome(steps_per_epoch=steps_per_epoch)
     since_best = 0
@@ -101,35 +134,43 @@ def train(
         for epoch in range(1, fidelity.epochs + 1):
             model.train()
             started = time.perf_counter()
-            losses: list[float] = []
+            watch.new_epoch()
             for batch_rows in train_batches(data.lengths, rows, fidelity.batch_size, rng):
-                loss = model(**data.batch(batch_rows, device)).loss
+                with autocast(device, fidelity.precision):
+                    loss = model(**data.batch(batch_rows, device)).loss
                 peak.sample()  # activations are alive now, before backward frees them
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrialFailed(f"training loss became {value} at step {out.steps + 1} (learning rate {lr:g})")
-                loss.backward()
+                (loss if scaler is None else scaler.scale(loss)).backward()
+                norm = None
                 if fidelity.max_grad_norm > 0:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                     norm = torch.nn.utils.clip_grad_norm_(params, fidelity.max_grad_norm)
-                    if not torch.isfinite(norm):
-                        raise TrialFailed(f"gradient norm became {norm.item()} at step {out.steps + 1}")
-                optimizer.step()
-                schedule.step()
+                if scaler is None:
+                    optimizer.step()
+                    schedule.step()
+                else:
+                    scaler.step(optimizer)  # skipped when the gradients overflowed
+                    scaler.update()
+                    with warnings.catch_warnings():
+                        # torch warns when a first step was skipped, as a scaler's first steps often are
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                        schedule.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(value)
                 out.steps += 1
                 out.examples += len(batch_rows)
+                watch.add(out.steps, loss, norm)  # raises TrialFailed (now or a few steps later) on a non-finite value
                 bar.update(1)
-                if out.steps % 10 == 0:
-                    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", refresh=False)
+                if out.steps % 10 == 0 and not bar.disable and watch.losses:
+                    bar.set_postfix(loss=f"{np.mean(watch.losses[-10:]):.4f}", refresh=False)
                 if out.steps >= total:
                     break
+            watch.check()  # the epoch's last steps, before its time is taken and its state scored
             out.train_seconds += time.perf_counter() - started
 
             started = time.perf_counter()
             headline, scores = score()
             out.eval_seconds += time.perf_counter() - started
-            train_loss = float(np.mean(losses)) if losses else math.nan
+            train_loss = float(np.mean(watch.losses)) if watch.losses else math.nan
             out.history.append({"epoch": epoch, "step": out.steps, "train_loss": train_loss, **scores})
             if headline > out.best_headline:
                 out.best_headline, out.best_metrics, out.best_epoch = headline, scores, epoch
@@ -157,3 +198,40 @@ def restore(model: Any, state: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, tensor in state.items():
             current[name].copy_(tensor)
+
+
+class _Watch:
+    """An epoch's training losses and gradient norms, read back to the host every `every` steps.
+
+    Every step's values are kept until read, so a failure names the first step that went wrong,
+    read late or not. Gradient norms only count when `norms_fatal`: under fp16 loss scaling an
+    overflowing step is skipped by the scaler, not a divergence.
+    """
+
+    def __init__(self, lr: float, every: int, *, norms_fatal: bool) -> None:
+        self.lr, self.every, self.norms_fatal = lr, every, norms_fatal
+        self.losses: list[float] = []  # this epoch's losses read so far
+        self._pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []  # (step, loss, norm)
+
+    def new_epoch(self) -> None:
+        self.losses = []
+
+    def add(self, step: int, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
+        self._pending.append((step, loss.detach(), norm if self.norms_fatal else None))
+        if len(self._pending) >= self.every:
+            self.check()
+
+    def check(self) -> None:
+        """Read the pending values (one wait for the device) and raise TrialFailed at the first non-finite one."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        norms = [n.float() for _, _, n in pending if n is not None]
+        values = torch.stack([loss.float() for _, loss, _ in pending] + norms).tolist()  # the one copy to the host
+        losses, norm_values = values[: len(pending)], iter(values[len(pending) :])
+        for (step, _, norm), value in zip(pending, losses, strict=True):
+            if not math.isfinite(value):
+                raise TrialFailed(f"training loss became {value} at step {step} (learning rate {self.lr:g})")
+            if norm is not None and not math.isfinite(norm_value := next(norm_values)):
+                raise TrialFailed(f"gradient norm became {norm_value} at step {step}")
+            self.losses.append(value)

@@ -15,7 +15,7 @@ example to 128 costs 1.9x on RTE and 11x on CoLA).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,13 +38,21 @@ class Encoded:
     lengths: np.ndarray
     labels: np.ndarray
     pad_id: int
+    _resident: dict[torch.device, Resident] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def batch(self, rows: np.ndarray, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """Model inputs for `rows`, padded to the longest of them: `b x L` tensors, plus `labels` (`b`)."""
+        """Model inputs for `rows`, padded to the longest of them: `b x L` tensors, plus `labels` (`b`).
+
+        On a GPU the batch is gathered from the split's tokens kept on the device (see `resident`):
+        only the row numbers cross over, not the padded batch.
+        """
         width = int(self.lengths[rows].max())
+        device = torch.device(device)
+        if device.type == "cuda":
+            return self.resident(device).batch(rows, width)
         ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         types = np.zeros((len(rows), width), dtype=np.int64) if self.types is not None else None
@@ -58,6 +66,62 @@ class Encoded:
         if types is not None:
             out["token_type_ids"] = types
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in out.items()}
+
+    def resident(self, device: torch.device | str) -> Resident:
+        """The split's tokens on `device`, uploaded on first use and kept with the split."""
+        device = torch.device(device)
+        if device not in self._resident:
+            self._resident[device] = Resident.upload(self, device)
+        return self._resident[device]
+
+
+@dataclass(frozen=True)
+class Resident:
+    """One split's tokens on a device: every example's tokens end to end (int32, no padding stored).
+
+    ids / types: `T` tokens of all examples in row order; starts / lengths: `n` offsets into them
+    and token counts (int64); labels: `n`.
+    """
+
+    ids: torch.Tensor
+    types: torch.Tensor | None
+    starts: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+    pad_id: int
+
+    @classmethod
+    def upload(cls, encoded: Encoded, device: torch.device) -> Resident:
+        def flat(parts: list[np.ndarray]) -> torch.Tensor:
+            tokens = np.concatenate([*parts, np.zeros(1, dtype=np.int32)])  # one spare: offset 0 always exists
+            return torch.from_numpy(tokens.astype(np.int32)).to(device)
+
+        starts = np.zeros(len(encoded), dtype=np.int64)
+        np.cumsum(encoded.lengths[:-1], out=starts[1:])
+        return cls(
+            ids=flat(encoded.ids),
+            types=flat(encoded.types) if encoded.types is not None else None,
+            starts=torch.from_numpy(starts).to(device),
+            lengths=torch.from_numpy(encoded.lengths.astype(np.int64)).to(device),
+            labels=torch.from_numpy(np.ascontiguousarray(encoded.labels)).to(device),
+            pad_id=encoded.pad_id,
+        )
+
+    def batch(self, rows: np.ndarray, width: int) -> dict[str, torch.Tensor]:
+        """As `Encoded.batch`, gathered on the device; `width`: the longest of `rows` (known on the host)."""
+        device = self.starts.device
+        index = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(device, non_blocking=True)  # b
+        positions = torch.arange(width, device=device)  # L
+        mask = positions < self.lengths[index, None]  # b x L
+        flat = torch.where(mask, self.starts[index, None] + positions, 0)  # b x L offsets; 0 where padding
+        out = {
+            "input_ids": torch.where(mask, self.ids[flat], self.pad_id).long(),
+            "attention_mask": mask.long(),
+            "labels": self.labels[index],
+        }
+        if self.types is not None:
+            out["token_type_ids"] = torch.where(mask, self.types[flat], 0).long()
+        return out
 
 
 class TokenCache:

@@ -1,10 +1,11 @@
-"""Run many independent trials, in this process or in worker processes that share the CPU.
+"""Run many independent trials, in this process or in worker processes that share the CPU (or a GPU).
 
 On a small CPU, single-thread workers side by side train more examples per second than one process
 with every thread (two workers on two cores: about 30 % more for MiniLM on STS-B), because the
 matrices of a small model at batch 16 do not keep several threads busy. Each worker loads the
 backbone once per task and keeps it; results come back as `TrialResult`s to the caller, which
-alone writes them down (so a kill loses only the trials that were running).
+alone writes them down (so a kill loses only the trials that were running). On a GPU the workers
+share the device, each with 1/workers of its memory; more workers than fit are refused before any work.
 
     jobs = [Job("rte", "pfeiffer", seed) for seed in (0, 1, 2)]
     for job, result, cpu_seconds in run_jobs(jobs, "minilm", {"rte": {"name": "rte", "glue_dir": path}}, fidelity):
@@ -62,18 +63,24 @@ def run_jobs(
     with more. cpu_seconds: processor time of the process that ran it (all its threads) during the trial.
 
     tasks: task key -> keyword arguments of `autopeft.tasks.load_task` (picklable, so workers can load it).
+    Raises UserError before any work when the device cannot run the jobs' precisions or that many at once.
     """
+    from autopeft.engine.devices import check_device, resolve_device
+
     if not jobs:
         return
     missing = sorted({job.task for job in jobs} - set(tasks))
     if missing:
         raise ValueError(f"no task data given for {', '.join(missing)}")
+    for precision in sorted({(job.fidelity or fidelity).precision for job in jobs}):
+        check_device(device, precision, min(workers, len(jobs)), model)
     if workers <= 1:
         runner = _Runner(model, dict(tasks), device, progress=None)
         for job in jobs:
             yield job, *runner.timed(job, fidelity)
         return
-    with spawn_pool(workers, _start_worker, (model, dict(tasks), device)) as pool:
+    shared = resolve_device(device)
+    with spawn_pool(workers, _start_worker, (model, dict(tasks), device), share_device=shared) as pool:
         futures = {pool.submit(_worker_run, job, fidelity): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], *future.result()
