@@ -6,6 +6,15 @@
   layers only cost parameters. Observations carry Gaussian noise; hypervolume uses the true metric.
   The Pareto front is known by construction: parameters depend on the sizes and the number of
   layers k only, and for given sizes and k the best layers are the k most important ones.
+- `realistic-L[-b|-c]` (L = 12, 24): closer to a real search. A handful of relevant layers, each
+  with its own affinity for each module kind (serial adapters help most in the top layers, parallel
+  ones in the middle, prefix-tuning everywhere a little); module sizes matter on a log scale, with
+  diminishing returns inside a layer; below a minimum capacity the score collapses to the floor
+  (a configuration too small to learn anything, as a prefix of 2 at one layer on a real task);
+  noisier observations. `-b` is a related task (the same relevant layers, other weights and
+  affinities: a shifted optimum), `-c` an unrelated one (other layers, other affinities); the
+  pairs are the warm-start benchmark's. The front is exact: layers outside the relevant set only
+  cost parameters, so it is enumerated over sizes and subsets of relevant layers.
 - `pool:PATH.csv`: a table of real evaluations (columns `config` (PEFTConfig JSON), `metric`,
   `params`); optimisers may only pick its configurations, and the maximum is the pool's own front.
 
@@ -31,6 +40,12 @@ from autopeft.pareto import hypervolume
 from autopeft.space import ConfigError, PEFTConfig, SearchSpace
 
 SYNTHETIC: dict[str, int] = {"synthetic-6": 6, "synthetic-12": 12, "synthetic-24": 24}
+REALISTIC: dict[str, tuple[int, str]] = {
+    f"realistic-{n}{suffix}": (n, variant)
+    for n in (12, 24)
+    for suffix, variant in (("", "a"), ("-b", "b"), ("-c", "c"))
+}
+REALISTIC_NOISE = 0.01  # twice the synthetic noise: a seed's spread at low fidelity
 HIDDEN = 384  # MiniLM's hidden size: module sizes 1, 3, 6, ..., 384
 NOISE = 0.005  # observation noise of the synthetic metric, about a seed's spread on a GLUE dev set
 VOCAB = 30522  # BERT/MiniLM WordPiece vocabulary, for the analytic backbone size
@@ -112,7 +127,7 @@ class Problem:
 def synthetic(name: str) -> Problem:
     """The synthetic problem `synthetic-L` (L = 6, 12, 24 layers, hidden size 384)."""
     if name not in SYNTHETIC:
-        raise UserError(f"unknown problem {name!r}; known: {', '.join(SYNTHETIC)} or pool:PATH.csv")
+        raise UserError(f"unknown problem {name!r}; known: {', '.join(KNOWN)} or pool:PATH.csv")
     return make_synthetic(SYNTHETIC[name], HIDDEN, name)
 
 
@@ -149,6 +164,100 @@ def make_synthetic(num_layers: int, hidden: int = HIDDEN, name: str | None = Non
         metric_ref=metric.base,
         params_low=low,
         params_high=high,
+        max_hv=1.0,
+    )
+    return _with_max_hv(problem, front)
+
+
+@dataclass(frozen=True)
+class RealisticMetric:
+    """metric = base + gain * (max(capacity - floor, 0) / (1 - floor))^(1/2), in [base, base + gain].
+
+    capacity = sum over relevant layers l the configuration uses of weight_l * min(1, sum over
+    modules m of affinity_{l,m} * log(1 + size_m) / log(1 + h)); weights sum to 1. Below `floor`
+    the configuration learns nothing and scores `base`.
+    """
+
+    hidden: int
+    layers: tuple[int, ...]  # relevant layers
+    weights: tuple[float, ...]  # one per relevant layer, summing to 1
+    affinity: tuple[tuple[float, float, float], ...]  # per relevant layer: (serial, parallel, prefix)
+    floor: float = 0.2
+    base: float = 0.5
+    gain: float = 0.4
+
+    def layer_capacity(self, affinity: tuple[float, float, float], sizes: tuple[int, int, int]) -> float:
+        scale = math.log1p(self.hidden)
+        return min(1.0, sum(a * math.log1p(s) / scale for a, s in zip(affinity, sizes, strict=True)))
+
+    def value(self, sizes: tuple[int, int, int], used: Iterable[int]) -> float:
+        used = set(used)
+        capacity = sum(
+            w * self.layer_capacity(a, sizes)
+            for layer, w, a in zip(self.layers, self.weights, self.affinity, strict=True)
+            if layer in used
+        )
+        return self.base + self.gain * math.sqrt(max(capacity - self.floor, 0.0) / (1.0 - self.floor))
+
+    def __call__(self, config: PEFTConfig) -> float:
+        return self.value((config.serial, config.parallel, config.prefix), config.shared_layers or ())
+
+
+def realistic(name: str) -> Problem:
+    """The problem `realistic-L[-b|-c]`; see the module docstring."""
+    if name not in REALISTIC:
+        raise UserError(f"unknown problem {name!r}; known: {', '.join(KNOWN)} or pool:PATH.csv")
+    n, variant = REALISTIC[name]
+    return make_realistic(n, variant, HIDDEN, name)
+
+
+def make_realistic(num_layers: int, variant: str = "a", hidden: int = HIDDEN, name: str | None = None) -> Problem:
+    """A `realistic` problem (variant a, b: related, c: unrelated) on a BERT-shaped model."""
+    n = num_layers
+    if n < 8:
+        raise UserError(f"a realistic problem needs at least 8 layers, got {n}")
+
+    def at(fraction: float) -> int:
+        return min(n - 1, round(fraction * (n - 1)))
+
+    if variant in ("a", "b"):
+        layers = (at(1.0), at(0.9), at(0.75), at(0.6), at(0.4))  # upper and middle layers
+        # serial adapters best at the top, parallel in the middle, prefix a little everywhere
+        affinity = ((1.0, 0.4, 0.3), (0.9, 0.6, 0.3), (0.6, 0.9, 0.3), (0.4, 1.0, 0.3), (0.3, 0.8, 0.4))
+        weights = (0.3, 0.25, 0.2, 0.15, 0.1)
+        if variant == "b":  # same layers, the optimum shifted: other weights, parallel and prefix stronger
+            weights = (0.15, 0.2, 0.3, 0.25, 0.1)
+            affinity = ((0.6, 0.7, 0.5), (0.5, 0.9, 0.5), (0.4, 1.0, 0.4), (0.3, 0.9, 0.5), (0.3, 0.6, 0.6))
+    elif variant == "c":  # unrelated: lower layers, prefix-tuning best
+        layers = (at(0.0), at(0.15), at(0.3), at(0.5))
+        affinity = ((0.3, 0.2, 1.0), (0.4, 0.3, 0.9), (0.5, 0.6, 0.7), (0.9, 0.3, 0.4))
+        weights = (0.35, 0.3, 0.2, 0.15)
+    else:
+        raise UserError(f"unknown realistic variant {variant!r}; known: a, b, c")
+    metric = RealisticMetric(hidden, layers, weights, affinity)
+    space = SearchSpace(n, hidden, "paper")
+    dims = bert_dims(n, hidden)
+    sizes = space.choices("serial")
+    relevant = sorted(set(layers))
+    subsets = [c for k in range(1, len(relevant) + 1) for c in itertools.combinations(relevant, k)]
+    per_layer = {}
+    front = []
+    for s, p, x in itertools.product(sizes, repeat=3):
+        if not (s or p or x):
+            continue
+        one = PEFTConfig(serial=s, parallel=p, prefix=x, serial_layers=(0,), parallel_layers=(0,), prefix_layers=(0,))
+        per_layer[s, p, x] = peft_params(one, dims)
+        front += [(metric.value((s, p, x), used), per_layer[s, p, x] * len(used)) for used in subsets]
+    problem = Problem(
+        name=name or f"realistic-{n}{variant}-h{hidden}",
+        space=space,
+        dims=dims,
+        truth=metric,
+        params=lambda c: peft_params(c, dims),
+        noise=REALISTIC_NOISE,
+        metric_ref=metric.base,
+        params_low=min(per_layer.values()),
+        params_high=max(per_layer.values()) * n,
         max_hv=1.0,
     )
     return _with_max_hv(problem, front)
@@ -214,9 +323,12 @@ def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
     return _with_max_hv(problem, [(mean[c], counts[c]) for c in mean])
 
 
+KNOWN: tuple[str, ...] = (*SYNTHETIC, *REALISTIC)
+
+
 def problem_factory(spec: str, model: str = "minilm", space: str = "paper") -> Callable[[], Problem]:
-    """A picklable function that builds the problem `spec` names (`synthetic-L` or `pool:PATH.csv`);
-    worker processes rebuild it with this."""
+    """A picklable function that builds the problem `spec` names (`synthetic-L`, `realistic-L[-b|-c]`
+    or `pool:PATH.csv`); worker processes rebuild it with this."""
     import functools
 
     if spec.startswith("pool:"):
@@ -226,6 +338,8 @@ def problem_factory(spec: str, model: str = "minilm", space: str = "paper") -> C
         if not path.is_file():  # before loading the model's config
             raise UserError(f"pool file {str(path)!r} does not exist")
         return functools.partial(pool, path, models.dims_of(model), space)
+    if spec in REALISTIC:
+        return functools.partial(realistic, spec)
     if spec not in SYNTHETIC:
-        raise UserError(f"unknown problem {spec!r}; known: {', '.join(SYNTHETIC)} or pool:PATH.csv")
+        raise UserError(f"unknown problem {spec!r}; known: {', '.join(KNOWN)} or pool:PATH.csv")
     return functools.partial(synthetic, spec)

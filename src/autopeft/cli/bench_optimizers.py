@@ -17,7 +17,9 @@ DEFAULT_SAMPLERS = ",".join(SAMPLERS)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--problem", required=True, help="synthetic-6, synthetic-12, synthetic-24, or pool:PATH.csv (real evaluations)"
+        "--problem",
+        required=True,
+        help="synthetic-L (L = 6, 12, 24), realistic-L[-b|-c] (L = 12, 24), or pool:PATH.csv (real evaluations)",
     )
     parser.add_argument("--trials", type=int, default=40, metavar="N", help="trials per run (random runs 2N)")
     parser.add_argument("--seeds", type=int, default=5, metavar="S", help="runs per optimiser, seeds 0..S-1")
@@ -39,6 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default runs/optimizers/PROBLEM)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once in single-thread workers (default 1)")
     parser.add_argument(
+        "--warm-from",
+        metavar="PROBLEM",
+        help="also warm-start each AutoPEFT optimiser from its run on PROBLEM (same seed) and compare with the cold "
+        "start at 10, 20 and 40 trials",
+    )
+    parser.add_argument(
+        "--warm-runs",
+        type=Path,
+        help="with --warm-from: the bench folder of PROBLEM's runs, made there if missing "
+        "(default runs/optimizers/PROBLEM)",
+    )
+    parser.add_argument(
+        "--warm-modes",
+        default="both",
+        help="with --warm-from: comma-separated, of both (enqueue the source's front and model its trials), "
+        "enqueue, model (default both)",
+    )
+    parser.add_argument(
         "--time-at",
         type=int,
         metavar="K",
@@ -53,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from autopeft.bench.problems import problem_factory
     from autopeft.errors import UserError
     from autopeft.optim.surrogate import NutsOptions
+    from autopeft.paths import check_output_folder
 
     if args.trials < 1 or args.seeds < 1:
         raise UserError("--trials and --seeds must be at least 1")
@@ -67,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(args.surrogate, args.n_startup, args.max_params, args.max_percent, args.copula, nuts)
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.out is not None:
+        check_output_folder(args.out)  # before any run
     make_problem = problem_factory(args.problem, args.model, args.space)
     problem = make_problem()
     log = _stderr
@@ -87,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     out = args.out or Path("runs") / "optimizers" / problem.name.replace(":", "-").replace("/", "-")
+    check_output_folder(out)
     if all(c.name != "random" for c in contenders):
         contenders.append(Contender("random"))  # hv_random_2n needs random search
     runs = run_all(problem, contenders, range(args.seeds), args.trials, settings, out, log, args.jobs, make_problem)
@@ -96,7 +120,40 @@ def run(args: argparse.Namespace) -> int:
     _print_table(summary, args.trials)
     print(f"plot: {out / 'hv.png'}")
     print(json.dumps(summary["json"]))
+    if args.warm_from:  # then its own table and last line of JSON
+        _warm(args, problem, contenders, runs, settings, out, log)
     return 0
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / "optimizers" / name.replace(":", "-").replace("/", "-")
+
+
+def _warm(args, problem, contenders, runs, settings, out: Path, log) -> None:
+    """Warm starts from `--warm-from` against the cold runs just made or loaded; prints a table, writes JSON."""
+    from autopeft.bench.optimizers import WARM_MODES, run_all, run_warm, warm_summary
+    from autopeft.bench.problems import problem_factory
+    from autopeft.errors import UserError
+
+    modes = [m.strip() for m in args.warm_modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in WARM_MODES]
+    if unknown or not modes:
+        raise UserError(f"unknown --warm-modes {', '.join(unknown) or '(none)'}; known: {', '.join(WARM_MODES)}")
+    ours = [c for c in contenders if c.name.startswith("autopeft")]
+    if not ours:
+        raise UserError("--warm-from needs an AutoPEFT optimiser in --samplers")
+    source = problem_factory(args.warm_from, args.model, args.space)()
+    source_dir = args.warm_runs or _default_out(source.name)
+    source_runs = run_all(source, ours, range(args.seeds), args.trials, settings, source_dir, log)
+    warm = run_warm(problem, source, source_runs, ours, modes, args.trials, settings, out / f"warm-{source.name}", log)
+    cold = [r for r in runs if any(r.label == c.label for c in ours)]
+    table = warm_summary(problem, cold, warm)
+    print(f"warm start from {source.name} (median over {args.seeds} seeds; spread = max - min):")
+    for label, row in table.items():
+        cells = "  ".join(f"{k} {v}" for k, v in row.items())
+        print(f"  {label:36s} {cells}")
+    (out / f"warm-{source.name}" / "summary.json").write_text(json.dumps(table, indent=1))
+    print(json.dumps({"problem": problem.name, "warm_from": source.name, "warm": table}))
 
 
 def _print_table(summary: dict, trials: int) -> None:

@@ -7,7 +7,8 @@ Layers, each importing only those before it (as botorch):
 - `acquisition`: qLogNEHVI over (metric, exact parameter score);
 - `optimize`: maximising an acquisition function over the discrete space (local search);
 - `sampler`: `AutoPEFTSampler`, an Optuna sampler that composes them;
-- `baselines`: every optimiser by name (`make_sampler`), all restricted to allowed configurations.
+- `baselines`: every optimiser by name (`make_sampler`), all restricted to allowed configurations;
+- `warm`: a warm start from another task's study (its front enqueued, its trials in the GP).
 
 Names are imported on first use, so `import autopeft.optim` does not load optuna, torch or botorch.
 """

@@ -149,4 +149,6 @@ def _hyperparameter_samples(model) -> int:
     from botorch.utils.transforms import is_ensemble
 
     first = model.models[0] if hasattr(model, "models") else model
-    return first.num_mcmc_samples if is_ensemble(first) else 1
+    if not is_ensemble(first):
+        return 1
+    return getattr(first, "num_mcmc_samples", None) or first.batch_shape[0]

@@ -24,7 +24,7 @@ BEAM = 8  # climbers kept after each round: the starts are many, the rounds most
 CHUNK = 256  # configurations per acquisition call: bounds memory with 16 x 32 posterior samples
 
 
-def acquisition_score(acqf, space: SearchSpace, chunk: int = CHUNK) -> Score:
+def acquisition_score(acqf, space: SearchSpace, chunk: int = CHUNK, encode=None) -> Score:
     """Score configurations with a botorch acquisition function of one point (q = 1).
 
     Configurations are encoded as a `b x 1 x d` tensor and evaluated `chunk` at a time without gradients.
@@ -33,7 +33,8 @@ def acquisition_score(acqf, space: SearchSpace, chunk: int = CHUNK) -> Score:
     def score(configs: Sequence[PEFTConfig]) -> list[float]:
         if not configs:
             return []
-        X = torch.tensor([space.to_vector(c) for c in configs], dtype=torch.float64).unsqueeze(-2)  # b x 1 x d
+        to_vector = encode or space.to_vector
+        X = torch.tensor([to_vector(c) for c in configs], dtype=torch.float64).unsqueeze(-2)  # b x 1 x d
         with torch.no_grad():
             values: list[Tensor] = [acqf(part) for part in X.split(chunk)]  # each: chunk
         return torch.cat(values).nan_to_num(nan=-torch.inf).tolist()  # a failed value never wins

@@ -30,6 +30,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial
 
 from autopeft.errors import UserError
+from autopeft.optim import warm as warm_start
 from autopeft.optim.bridge import optuna_distributions, params_from_config
 from autopeft.optim.budget import Budget
 from autopeft.optim.history import History, fixed_params, trial_rng, trial_seed
@@ -39,6 +40,9 @@ from autopeft.pareto import pareto_indices
 from autopeft.space import PEFTConfig, SearchSpace
 
 logger = logging.getLogger(__name__)
+
+Source = tuple[list[PEFTConfig], list[float]]  # a warm start's configurations and metrics (higher is better)
+STRATIFIED_DRAWS = 64  # random configurations per stratified start, the closest to its target score kept
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,19 @@ class AutoPEFTOptions:
     mc_samples: int = 128  # QMC samples of the posterior, shared among NUTS samples
     random_starts: int = 8  # local-search starts drawn at random
     pareto_starts: int = 8  # local-search starts from the current Pareto set, at most
+    # The three defaults below won the 24-layer problems (issue 19, docs/BENCHMARKS.md): a uniform
+    # random start at 24 layers holds ~12 layers and mid sizes only, a MAP SAAS fit of it is nearly
+    # flat (everything noise), and the smallest configuration then "scores" the mean at the best
+    # parameter score: 15-28 of 30 trials went to prefix-1-at-one-layer configurations scoring the floor.
+    stratified_start: bool = True  # random start spread over the parameter axis (`_stratified`), not uniform
+    params_feature: bool = True  # the exact parameter score as one more GP input: "too small learns nothing"
+    map_ensemble: int = 4  # saas-map: MAP fits at this many global shrinkages, averaged (1: one fit)
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
             raise UserError(f"unknown surrogate {self.surrogate!r}; known: {', '.join(SURROGATES)}")
+        if self.map_ensemble < 1:
+            raise UserError(f"map_ensemble must be at least 1, got {self.map_ensemble}")
         for name in ("n_startup_trials", "random_starts", "pareto_starts"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
@@ -177,7 +190,11 @@ class AutoPEFTSampler(FullSpaceSampler):
         history = History.of(study, self.space, trial)
         rng = trial_rng(self.options.seed, trial.number)
         taken = history.seen | set(history.pending)
-        if len(history.configs) < self.options.n_startup_trials:
+        source = warm_start.observations(study, self.space)  # another task's trials, if warm-started
+        startup = warm_start.WARM_STARTUP if source[0] else self.options.n_startup_trials
+        if len(history.configs) < startup:
+            if self.options.stratified_start and self.candidates is None:
+                return self._stratified(rng, taken, trial.number)
             return self._random(rng, taken)
         from botorch.exceptions.errors import ModelFittingError
 
@@ -185,14 +202,14 @@ class AutoPEFTSampler(FullSpaceSampler):
         if seed is None:  # unseeded: fresh entropy, from the trial's (then unseeded) stream
             seed = rng.getrandbits(31)
         try:
-            config = self._optimise(history, rng, taken, seed, multi=len(study.directions) == 2)
+            config = self._optimise(history, source, rng, taken, seed, multi=len(study.directions) == 2)
         except (RuntimeError, ModelFittingError) as err:  # numerical failure of a fit: do not stop the study
             logger.warning("trial %d: Bayesian optimisation failed (%s); sampling at random", trial.number, err)
             config = None
         return config if config is not None else self._random(rng, taken)
 
     def _optimise(
-        self, history: History, rng: random.Random, taken: set[PEFTConfig], seed: int, multi: bool
+        self, history: History, source: Source, rng: random.Random, taken: set[PEFTConfig], seed: int, multi: bool
     ) -> PEFTConfig | None:
         """Fit, build the acquisition function, maximise it; None if nothing new may be proposed."""
         import torch
@@ -205,9 +222,9 @@ class AutoPEFTSampler(FullSpaceSampler):
             warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
             warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
             start = time.perf_counter()
-            acqf = self._acquisition(history, seed, multi)
+            acqf, encode = self._acquisition(history, source, seed, multi)
             fitted = time.perf_counter()
-            scorer = acquisition_score(acqf, self.space)
+            scorer = acquisition_score(acqf, self.space, encode=encode)
             if self.candidates is not None:
                 best = best_of(scorer, [c for c in self.candidates if c not in taken])
             else:
@@ -221,27 +238,56 @@ class AutoPEFTSampler(FullSpaceSampler):
             )
             return best
 
-    def _acquisition(self, history: History, seed: int, multi: bool):
-        """The acquisition function of the completed trials (see the module docstring)."""
+    def _encoder(self, task: float | None = None):
+        """config -> the GP's input: `SearchSpace.to_vector` (d numbers), then the parameter score clipped to
+        [0, 1] if `params_feature`, then the task feature if `task` is given (a warm start)."""
+
+        def encode(config: PEFTConfig) -> list[float]:
+            x = self.space.to_vector(config)
+            if self.options.params_feature:
+                x.append(min(max(self.budget.score(self.budget.params(config)), 0.0), 1.0))
+            if task is not None:
+                x.append(task)
+            return x
+
+        return encode
+
+    def _acquisition(self, history: History, source: Source, seed: int, multi: bool):
+        """The acquisition function of the completed trials (see the module docstring) and the encoder of
+        the configurations it scores."""
         import torch
         from botorch.utils.transforms import is_ensemble
 
         from autopeft.optim.acquisition import ParamsScore, build_acquisition, default_ref_point, params_objective
         from autopeft.optim.surrogate import Copula, fit_surrogate
 
-        opts, space = self.options, self.space
+        opts = self.options
         start = time.perf_counter()
-        X = torch.tensor([space.to_vector(c) for c in history.configs], dtype=torch.float64)  # n x d
+        source_configs, source_metrics = source
+        warm = bool(source_configs)
+        encode = self._encoder(task=1.0 if warm else None)
+        X = torch.tensor([encode(c) for c in history.configs], dtype=torch.float64)  # n x d (+1 with a warm start)
         metric = torch.tensor(history.metrics, dtype=torch.float64)  # n, higher is better
         transform = Copula(metric) if opts.copula else _identity
+        if warm:
+            transform = _Standardise(transform(metric), after=transform)
         y = transform(metric)  # n
         score_fn = ParamsScore(self.budget)
         score = score_fn(X)  # n
+        X_fit, y_fit, score_fit = X, y, score
+        if warm:  # the source task's trials, standardised on their own, task feature 0
+            encode_source = self._encoder(task=0.0)
+            X_source = torch.tensor([encode_source(c) for c in source_configs], dtype=torch.float64)  # s x (d+1)
+            y_source = torch.tensor(source_metrics, dtype=torch.float64)  # s
+            y_source = _Standardise(y_source)(y_source)
+            X_fit, y_fit = torch.cat([X, X_source]), torch.cat([y, y_source])
+            score_fit = score_fn(X_fit)
         if multi and opts.params_modelled:
-            model = fit_surrogate(X, torch.stack([y, score], -1), opts.surrogate, opts.nuts, seed)  # 2 outputs
+            Y = torch.stack([y_fit, score_fit], -1)  # (n + s) x 2
+            model = fit_surrogate(X_fit, Y, opts.surrogate, opts.nuts, seed, opts.map_ensemble)
             objective = None
         else:
-            model = fit_surrogate(X, y.unsqueeze(-1), opts.surrogate, opts.nuts, seed)
+            model = fit_surrogate(X_fit, y_fit.unsqueeze(-1), opts.surrogate, opts.nuts, seed, opts.map_ensemble)
             objective = params_objective(score_fn, ensemble=is_ensemble(model)) if multi else None
         logger.debug("%d trials: %s surrogate fitted in %.1f s", len(y), opts.surrogate, time.perf_counter() - start)
         ref = None
@@ -250,13 +296,51 @@ class AutoPEFTSampler(FullSpaceSampler):
             if opts.ref_point is not None:
                 ref_metric = transform(torch.tensor([history.sign * opts.ref_point[0]], dtype=torch.float64))
                 ref = [float(ref_metric[0]), self.budget.score(opts.ref_point[1])]
-        X_pending = torch.tensor([space.to_vector(c) for c in history.pending], dtype=torch.float64).reshape(
-            -1, space.dim
+        X_pending = torch.tensor([encode(c) for c in history.pending], dtype=torch.float64).reshape(
+            -1, X.shape[-1]
         )  # p x d
         acqf = build_acquisition(
             model, X, ref_point=ref, objective=objective, X_pending=X_pending, mc_samples=opts.mc_samples, seed=seed
         )
-        return acqf
+        return acqf, encode
+
+    def _stratified(self, rng: random.Random, taken: set[PEFTConfig], number: int) -> PEFTConfig:
+        """A random start spread over the parameter axis: trial `number` takes one of `n_startup_trials`
+        equal strata of the parameter score (in an order fixed by the seed), a target score at random in
+        it, and the closest of `STRATIFIED_DRAWS` draws with a uniform number of layers and uniform sizes.
+
+        Uniform draws hold about half the layers and mid sizes: at 24 layers their scores span about
+        0.15-0.6, leaving the small end of the front, where a configuration may be too small to learn
+        anything, unobserved; these span about 0.05-0.7 (the top strata, one layer with small
+        modules, are rarely among the draws).
+        """
+        n = self.options.n_startup_trials
+        order = list(range(n))
+        random.Random(trial_seed(self.options.seed, 0, "strata")).shuffle(order)
+        stratum = order[number % n]
+        target = (stratum + rng.random()) / n
+        best, gap = None, float("inf")
+        num_layers = self.space.num_layers
+        for _ in range(STRATIFIED_DRAWS):
+            k = rng.randint(1, num_layers)
+            layers = sorted(rng.sample(range(num_layers), k))
+            sizes = {m: rng.choice(self.space.choices(m)) for m in self.space.modules}
+            if not any(sizes.values()):
+                continue
+            layout = self.space.layout
+            x = [0.0] * self.space.dim
+            for m, v in sizes.items():
+                x[layout.size(m)] = layout.dimensions[layout.size(m)].encode(v)
+            for mask in layout.masks:
+                for i in layers:
+                    x[mask.coords[i]] = 1.0
+            config = self.space.from_vector(x)
+            if config in taken or not self.budget.allows(config):
+                continue
+            g = abs(self.budget.score(self.budget.params(config)) - target)
+            if g < gap:
+                best, gap = config, g
+        return best if best is not None else self._random(rng, taken)
 
     def _starts(self, history: History, rng: random.Random, taken: set[PEFTConfig]) -> list[PEFTConfig]:
         """The current Pareto set (evenly thinned to `pareto_starts`) and `random_starts` random allowed ones."""
@@ -290,3 +374,17 @@ def _check_directions(study: Study) -> None:
 
 def _identity(values):
     return values
+
+
+class _Standardise:
+    """v -> (after(v) - mean) / std of `reference` (already through `after`): a monotone map per task."""
+
+    def __init__(self, reference, after=_identity) -> None:
+        self.after = after
+        self.mean = float(reference.mean())
+        self.std = float(reference.std()) if reference.numel() > 1 else 1.0
+        if not self.std > 1e-9:
+            self.std = 1.0
+
+    def __call__(self, values):
+        return (self.after(values) - self.mean) / self.std

@@ -69,7 +69,14 @@ class Copula:
         return math.sqrt(2.0) * torch.special.erfinv(2.0 * u - 1.0)
 
 
-def fit_surrogate(train_X: Tensor, train_Y: Tensor, kind: str = "saas", nuts: NutsOptions | None = None, seed: int = 0):
+def fit_surrogate(
+    train_X: Tensor,
+    train_Y: Tensor,
+    kind: str = "saas",
+    nuts: NutsOptions | None = None,
+    seed: int = 0,
+    map_ensemble: int = 1,
+):
     """Fit one model per output column; several outputs are combined in a `ModelListGP`.
 
     Args:
@@ -78,6 +85,10 @@ def fit_surrogate(train_X: Tensor, train_Y: Tensor, kind: str = "saas", nuts: Nu
         kind: one of `SURROGATES`.
         nuts: NUTS settings for `saas`.
         seed: seeds NUTS (JAX) and, through the caller's torch seed, the MAP fits' restarts.
+        map_ensemble: for `saas-map`, the number of MAP fits in a batch, each at its own global
+            shrinkage tau drawn from the SAAS prior's HalfCauchy(0.1) (botorch's
+            `EnsembleMapSaasSingleTaskGP`); their posteriors are averaged as NUTS samples are. One
+            MAP fit of few points in many dimensions tends to the flat, all-noise mode.
 
     Returns:
         A fitted botorch model with `m` outputs.
@@ -90,11 +101,11 @@ def fit_surrogate(train_X: Tensor, train_Y: Tensor, kind: str = "saas", nuts: Nu
         shapes = f"{tuple(train_X.shape)}, {tuple(train_Y.shape)}"
         raise ValueError(f"expected n x d inputs and n x m outcomes, got {shapes}")
     nuts = nuts or NutsOptions()
-    models = [_fit_one(train_X, train_Y[:, i : i + 1], kind, nuts, seed) for i in range(train_Y.shape[1])]
+    models = [_fit_one(train_X, train_Y[:, i : i + 1], kind, nuts, seed, map_ensemble) for i in range(train_Y.shape[1])]
     return models[0] if len(models) == 1 else ModelListGP(*models)
 
 
-def _fit_one(train_X: Tensor, train_y: Tensor, kind: str, nuts: NutsOptions, seed: int):
+def _fit_one(train_X: Tensor, train_y: Tensor, kind: str, nuts: NutsOptions, seed: int, map_ensemble: int = 1):
     """train_X: `n x d`; train_y: `n x 1`."""
     from botorch.fit import fit_fully_bayesian_model_nuts, fit_gpytorch_mll, get_fitted_map_saas_model
     from botorch.models import SingleTaskGP
@@ -116,6 +127,11 @@ def _fit_one(train_X: Tensor, train_y: Tensor, kind: str, nuts: NutsOptions, see
                 disable_progbar=True,
                 seed=seed,
             )
+        elif kind == "saas-map" and map_ensemble > 1:
+            from botorch.models.map_saas import EnsembleMapSaasSingleTaskGP
+
+            model = EnsembleMapSaasSingleTaskGP(train_X, train_y, num_taus=map_ensemble)  # standardised inside
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         elif kind == "saas-map":
             model = get_fitted_map_saas_model(train_X, train_y, outcome_transform=Standardize(m=1))
         else:
