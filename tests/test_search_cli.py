@@ -129,6 +129,11 @@ def test_unreachable_storage_and_unknown_study(tmp_path):
     bad = autopeft("search", *FAST, "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/none")
     assert bad.returncode == 2 and "cannot open storage" in bad.stderr
     url = f"sqlite:///{tmp_path / 's.db'}"
+    no_db = autopeft("report", "--storage", url, "--study", "nope")  # a read-only command creates no storage
+    assert no_db.returncode == 2 and "does not exist" in no_db.stderr and not (tmp_path / "s.db").exists()
+    from autopeft.search.storage import open_storage
+
+    open_storage(url).engine.dispose()
     missing = autopeft("report", "--storage", url, "--study", "nope")
     assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
 

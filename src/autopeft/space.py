@@ -75,6 +75,13 @@ class PEFTConfig:
         if not self.active_modules:
             raise ConfigError("no PEFT module is on")
 
+    def check_sizes(self, hidden_size: int) -> None:
+        """Raise ConfigError if a module is larger than the model's hidden size (a bottleneck, a LoRA
+        rank or a prefix beyond h compresses nothing; the space never goes past h)."""
+        for m in self.active_modules:
+            if self.size(m) > hidden_size:
+                raise ConfigError(f"{m} size {self.size(m)} is larger than the model's hidden size {hidden_size}")
+
     def size(self, module: str) -> int:
         return getattr(self, module)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.names import SAMPLERS
+from autopeft.search.record import check_study_name
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
@@ -55,6 +56,8 @@ class SearchPlan:
 
         if self.trials < 2 or self.top < 1:
             raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
+        if self.startup < 0:
+            raise UserError(f"--search-startup must be at least 0, got {self.startup}")
         if self.sampler not in SAMPLERS:  # now, not hours later when the first search starts
             raise UserError(f"unknown --sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         parse_max_params(self.max_params)
@@ -80,6 +83,7 @@ class GlueBench:
     out: Path = Path("RESULTS.md")
 
     def __post_init__(self) -> None:
+        check_study_name(self.study_name, "--name")
         if self.jobs < 1:
             raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
         if self.searching and self.search.transfer_from not in self.tasks:
@@ -93,7 +97,8 @@ class GlueBench:
 
 
 def bench_name(name: str | None, model: str) -> str:
-    return name or f"glue-{Path(model.rstrip('/')).name}"
+    """The bench study: `name` (checked, as `--name`), or glue-<model folder name>."""
+    return check_study_name(name if name is not None else f"glue-{Path(model.rstrip('/')).name}", "--name")
 
 
 def parse_lrs(text: str) -> dict[str, float]:
@@ -222,8 +227,8 @@ def write_page_only(
     from autopeft.bench.glue_study import Bench
     from autopeft.search.storage import load_study, open_storage
 
-    opened = open_storage(storage)
     study_name = bench_name(name, model)
+    opened = open_storage(storage, create=False)
     load_study(study_name, opened)  # a missing bench study is an error, not a new empty one
     bench = Bench(opened, study_name, None)
     ran_tasks, ran_methods, ran_seeds = bench.ran()

@@ -83,20 +83,20 @@ def run(args: argparse.Namespace) -> int:
             args.storage,
             args.out,
             glue_dir=args.glue_dir,
-            tasks=named_tasks(args.tasks) if args.tasks else None,
-            methods=named_methods(args.methods) if args.methods else None,
-            seeds=parse_seeds(args.seeds) if args.seeds else None,
+            tasks=named_tasks(args.tasks) if args.tasks is not None else None,
+            methods=named_methods(args.methods) if args.methods is not None else None,
+            seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
         )
         print(f"results: {args.out}")
         return 0
-    seeds = tuple(parse_seeds(args.seeds)) if args.seeds else DEFAULT_SEEDS
+    seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else DEFAULT_SEEDS
     fidelity = fidelity_from_args(args, Fidelity.parse(GLUE_FIDELITY))
     lrs = parse_lrs(args.lrs)
-    tasks = named_tasks(args.tasks) if args.tasks else glue_tasks_in(args.glue_dir)
+    tasks = named_tasks(args.tasks) if args.tasks is not None else glue_tasks_in(args.glue_dir)
     bench = GlueBench(
         model=args.model,
         tasks=tuple(tasks),
-        methods=tuple(named_methods(args.methods or DEFAULT_METHODS)),
+        methods=tuple(named_methods(DEFAULT_METHODS if args.methods is None else args.methods)),
         seeds=seeds,
         fidelity=fidelity,
         lrs=lrs,

@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.search.followup import export_trial
-    from autopeft.search.storage import load_study, open_storage
+    from autopeft.search.storage import open_study
 
-    study = load_study(args.study, open_storage(args.storage))
+    study, _ = open_study(args.study, args.storage)
     info = export_trial(
         study,
         args.trial,

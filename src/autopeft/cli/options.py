@@ -114,6 +114,19 @@ def fidelity_from_args(args: argparse.Namespace, base: Fidelity) -> Fidelity:
     return fidelity.replace(**changes) if changes else fidelity
 
 
+def fidelity_knobs(text: str | None) -> dict[str, Any]:
+    """The knobs a `--fidelity k=v,...` names, parsed and checked (for commands that inherit the rest)."""
+    from autopeft.engine.fidelity import Fidelity
+
+    if text is None:
+        return {}
+    parsed = Fidelity.parse(text, Fidelity.paper_final())
+    names = [item.partition("=")[0].strip() for item in text.split(",") if item.strip()]
+    if not names:
+        raise UserError("--fidelity names no knob")
+    return {name: getattr(parsed, name) for name in names}
+
+
 def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -123,4 +136,6 @@ def parse_seeds(text: str) -> list[int]:
         raise UserError("--seeds is empty")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {text!r} repeats a seed")
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise UserError(f"--seeds {text!r}: every seed must be in [0, 2^32)")
     return seeds

@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.search.report import pareto_text, write_report
-    from autopeft.search.storage import load_study, open_storage
+    from autopeft.search.storage import open_study
 
-    study = load_study(args.study, open_storage(args.storage))
+    study, _ = open_study(args.study, args.storage)
     out = args.out or Path("reports") / args.study
     paths = write_report(study, out)
     print(pareto_text(study))

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample < 1:
         raise models.UserError(f"--sample must be at least 1, got {args.sample}")
+    if args.num_labels < 1:
+        raise models.UserError(f"--num-labels must be at least 1 (1: regression), got {args.num_labels}")
     spec = models.resolve(args.model)
     hf_config = models.load_config(spec)
     dims = models.dims_from_config(hf_config)

@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_config(text: str) -> Any:
-    """A PEFTConfig from a JSON file, or from inline JSON."""
+    """A PEFTConfig from a JSON file, or from inline JSON (a JSON object, as `autopeft space` prints)."""
+    import json
+
     from autopeft.space import PEFTConfig
 
     path = Path(text)
@@ -60,9 +62,20 @@ def read_config(text: str) -> Any:
             return PEFTConfig.from_json(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
+        except OSError as err:
+            raise UserError(f"--config {path}: {err.strerror}") from None
+    if path.is_dir():
+        raise UserError(f"--config {text} is a folder, not a JSON file")
     if text.lstrip().startswith("{"):
         return PEFTConfig.from_json(text)
-    raise UserError(f"--config {text}: no such file (give a JSON file or inline JSON)")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise UserError(f"--config {text}: no such file (give a JSON file or inline JSON)") from None
+    raise UserError(
+        f'--config {text} is not a JSON object (e.g. {{"serial": 24, "layers": [0, 1]}}), '
+        f"but a JSON {type(data).__name__}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Layout of a trial folder:
 - `metrics.json`: the `TrialResult` (headline, all metrics, parameters, times, memory, history);
 - `config.json`: the configuration (`PEFTConfig.to_dict()`) or `{"method": name}`;
-- `setup.json`: what a loader needs: backbone, adapter names in stack order, head, labels, max length;
+- `setup.json`: what a loader needs: backbone, adapter names in stack order, head, labels, max length
+  (and, once `make_portable` has run, as `export` does, a `load` note for plain adapters users);
 - `adapters/`: `model.save_adapter_setup(...)` output: `adapter_setup.json`, one folder per adapter
   (each loadable with adapters' `load_adapter(..., use_safetensors=True)`) and the head in
   `adapters/task/` (`load_head(..., use_safetensors=True)`), weights as `.safetensors`.
@@ -132,6 +133,78 @@ def load_trial(out_dir: str | Path, model: Any = None, *, device: str = "cpu") -
     model.to(device)
     model.eval()
     return model
+
+
+def make_portable(out_dir: str | Path) -> dict[str, Any]:
+    """Rewrite a trial folder so that it loads on another machine; returns its new `setup.json`.
+
+    The backbone is named as the user named it (an alias such as `minilm`, a hub id or a folder),
+    never by the local path it resolved to: `setup.json`'s tokenizer and the `model_name` adapters
+    writes into each adapter's and the head's config become that name, and `load_trial` resolves it
+    (`models.resolve`). The head gets the task's label names instead of adapters' `LABEL_0, ...`,
+    and `setup.json` a `load` note: how a plain adapters user loads the folder.
+    """
+    out_dir = Path(out_dir)
+    setup_path = out_dir / "setup.json"
+    if not setup_path.is_file():
+        raise UserError(f"{out_dir} is not a trial folder (no setup.json)")
+    setup = json.loads(setup_path.read_text(encoding="utf-8"))
+    model_name = setup["model"]
+    for config_path in sorted((out_dir / ADAPTERS_DIR).glob("*/*_config.json")):
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        saved["model_name"] = model_name
+        labels = setup.get("label_names")
+        if config_path.name == "head_config.json" and labels and "label2id" in saved.get("config", {}):
+            saved["config"]["label2id"] = {label: i for i, label in enumerate(labels)}
+        write_json(config_path, saved)
+    setup["tokenizer"] = model_name
+    setup["load"] = load_note(out_dir, setup)
+    write_json(setup_path, setup)
+    return setup
+
+
+def needs_ffn_branches(out_dir: str | Path, adapters: list[str]) -> bool:
+    """Whether a trial folder puts a serial and a parallel bottleneck adapter at one FFN (then a loader
+    must call `enable_ffn_branches(model)`; adapters alone would replace the FFN output)."""
+    at_ffn = []
+    for name in adapters:
+        path = Path(out_dir) / ADAPTERS_DIR / name / "adapter_config.json"
+        config = json.loads(path.read_text(encoding="utf-8")).get("config", {}) if path.is_file() else {}
+        if "reduction_factor" in config and config.get("output_adapter"):
+            at_ffn.append(bool(config.get("is_parallel")))
+    return any(at_ffn) and not all(at_ffn)
+
+
+def load_note(out_dir: str | Path, setup: dict[str, Any]) -> str:
+    """How to load a trial folder with the adapters library alone (or with autopeft)."""
+    from autopeft.peft.heads import MEAN_POOL_HEAD
+
+    head_config = Path(out_dir) / ADAPTERS_DIR / HEAD_NAME / "head_config.json"
+    head = json.loads(head_config.read_text(encoding="utf-8")) if head_config.is_file() else {}
+    from autopeft.models import ALIASES
+
+    model = setup["model"]
+    if model in ALIASES:  # autopeft's own names: a packaged checkpoint, or a seeded random test model
+        steps = [f"adapters: model = autopeft.models.load_adapter_model(autopeft.models.resolve({model!r}))"]
+    else:
+        steps = [f"adapters: model = AutoAdapterModel.from_pretrained({model!r})"]
+    if setup.get("adapters"):
+        steps.append(
+            f"names = [model.load_adapter('{ADAPTERS_DIR}/' + n, use_safetensors=True) for n in {setup['adapters']}]"
+        )
+    if needs_ffn_branches(out_dir, setup.get("adapters") or []):
+        steps.append(
+            "autopeft.peft.ffn_branch.enable_ffn_branches(model) (required: a serial and a parallel adapter "
+            "share an FFN, which adapters alone cannot compose)"
+        )
+    if setup.get("backbone_tensors"):
+        steps.append(f"model.load_state_dict(safetensors.torch.load_file({setup['backbone_tensors']!r}), strict=False)")
+    if head.get("config", {}).get("head_type") == MEAN_POOL_HEAD:
+        steps.append("autopeft.peft.heads.register_heads(model) (a mean-pooling head)")
+    steps.append(f"model.load_head('{ADAPTERS_DIR}/{HEAD_NAME}', use_safetensors=True)")
+    if setup.get("adapters"):
+        steps.append("model.set_active_adapters(adapters.composition.Stack(*names))")
+    return "; ".join(steps) + ". Or: autopeft.engine.load_trial(folder)."
 
 
 def load_predictions(out_dir: str | Path) -> tuple[str, np.ndarray, np.ndarray]:

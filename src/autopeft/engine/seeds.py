@@ -39,8 +39,19 @@ class SeedRuns:
 def train_seeds(request: SeedRuns, log: Callable[[str], None]) -> dict[str, Any]:
     """Train every seed (a line each through `log`, after a header); the summary, also written to
     `out/summary.json`. Its `n` is the number of seeds that trained."""
+    from autopeft import models
     from autopeft.engine import Engine
+    from autopeft.paths import check_output_folder
+    from autopeft.space import PEFTConfig
 
+    # every check before the backbone loads or anything trains
+    models.check_device(request.device)
+    if request.out is not None:
+        check_output_folder(request.out)
+    if isinstance(request.item, PEFTConfig):
+        dims = models.dims_of(request.model)
+        request.item.check_layers(dims.num_layers)
+        request.item.check_sizes(dims.hidden_size)
     task = request.data.load()
     engine = Engine(request.model, task, device=request.device, progress=request.progress)
     item = engine.resolve(request.item)

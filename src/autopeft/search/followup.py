@@ -4,12 +4,11 @@ Optuna keeps finished trials read-only)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +21,24 @@ if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
 
 DEFAULT_TOP = 3  # Pareto configurations followed up when neither a count nor trial numbers are given
+# The knobs of a follow-up's budget: how long and on how much it trains and scores. Every other knob
+# (pooling, lengths, batch sizes, learning rate, regularisation, precision) is the search's regime,
+# which its follow-ups inherit: a configuration is retrained as it was searched, only for longer.
+BUDGET_KNOBS = ("epochs", "max_steps", "max_train_samples", "train_fraction", "max_eval_samples", "patience",
+                "heldout_fraction", "split_seed")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class FollowUp:
-    """Which trials of which study to train at the final fidelity, and with which seeds."""
+    """Which trials of which study to train at the final fidelity, and with which seeds.
+
+    `fidelity` holds the knobs asked for (`--fidelity`, `--epochs`, ...) on top of the paper's final
+    budget (20 epochs, patience 10) and the study's own regime (`final_fidelity`).
+    """
 
     study: str
     seeds: tuple[int, ...]
-    fidelity: Fidelity
+    fidelity: Mapping[str, Any] = field(default_factory=dict)
     top: int | None = None  # the K best-scoring Pareto configurations ...
     trials: tuple[int, ...] | None = None  # ... or these trial numbers (default: the DEFAULT_TOP best)
     storage: str | None = None
@@ -38,21 +46,41 @@ class FollowUp:
     glue_dir: str | None = None  # the study's GLUE folder on this machine (retrain)
 
     def __post_init__(self) -> None:
+        from autopeft.engine.fidelity import Fidelity
+
+        rec.check_study_name(self.study)
         if not self.seeds:
             raise UserError("--seeds is empty")
         if self.top is not None and self.trials is not None:
             raise UserError("give --top or --trials, not both")
+        if self.top is not None and self.top < 1:
+            raise UserError(f"--top must be at least 1, got {self.top}")
+        if self.trials is not None and (not self.trials or min(self.trials) < 0):
+            raise UserError(f"--trials must name trial numbers (0 or more), got {list(self.trials)}")
+        if self.trials is not None and len(set(self.trials)) != len(self.trials):
+            raise UserError(f"--trials names a trial twice: {list(self.trials)}")
+        Fidelity.paper_final().replace(**self.fidelity)  # a bad knob is refused now, not after the study opens
+
+
+def final_fidelity(searched: Fidelity, changes: Mapping[str, Any] | None = None) -> Fidelity:
+    """The fidelity a follow-up of a search at `searched` trains with: the search's regime (every knob
+    but `BUDGET_KNOBS`), the paper's final budget, then `changes` (the knobs the user named)."""
+    from autopeft.engine.fidelity import Fidelity
+
+    final = Fidelity.paper_final()
+    budget = {knob: getattr(final, knob) for knob in BUDGET_KNOBS}
+    return searched.replace(**budget).replace(**dict(changes or {}))
 
 
 def retrain(request: FollowUp) -> dict[str, Any]:
     """Train the chosen configurations on the study's own task; results stored in the study as they come."""
-    study, rows = _open(request)
-    task = rec.StudyRecord.load(study).data.load(request.glue_dir)
+    study, record, rows = _open(request)
+    task = record.data.load(request.glue_dir)
     return follow_up(
         study,
         rows,
         task,
-        request.fidelity,
+        final_fidelity(record.fidelity, request.fidelity),
         request.seeds,
         device=request.device,
         describe=lambda row: f"{row.config.describe()} ({row.params:,} params)",
@@ -63,8 +91,8 @@ def retrain(request: FollowUp) -> dict[str, Any]:
 
 def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     """Train the chosen configurations on another task (as the paper transferred RTE's to GLUE)."""
-    study, rows = _open(request)
-    task = data.load()
+    task = data.load()  # the new task's data first: a typo there is the likelier mistake
+    study, record, rows = _open(request)
     results: dict[str, dict[str, Any]] = {}
 
     def store(row: TrialRow, summary: dict[str, Any]) -> None:
@@ -76,7 +104,7 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
         study,
         rows,
         task,
-        request.fidelity,
+        final_fidelity(record.fidelity, request.fidelity),
         request.seeds,
         device=request.device,
         describe=lambda row: f"{row.config.describe()} on {task.name}",
@@ -85,13 +113,15 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     )
 
 
-def _open(request: FollowUp) -> tuple[Any, list[TrialRow]]:
-    from autopeft.search.storage import load_study, open_storage
+def _open(request: FollowUp) -> tuple[Any, rec.StudyRecord, list[TrialRow]]:
+    """The study (existing, made by autopeft search; nothing created), its record and the chosen rows."""
+    from autopeft.models import check_device
+    from autopeft.search.storage import open_study
 
-    study = load_study(request.study, open_storage(request.storage))
-    rec.StudyRecord.load(study)  # refuses a study autopeft search did not make
+    check_device(request.device)
+    study, record = open_study(request.study, request.storage)
     top = request.top or (None if request.trials else DEFAULT_TOP)
-    return study, choose_rows(study, top, request.trials)
+    return study, record, choose_rows(study, top, request.trials)
 
 
 def choose_rows(study: Any, top: int | None, numbers: Sequence[int] | None) -> list[TrialRow]:
@@ -160,6 +190,7 @@ def follow_up(
     """
     from autopeft.engine import Engine
 
+    print(f"fidelity: {fidelity.describe()}", flush=True)
     engine = Engine(rec.StudyRecord.load(study).model, task, device=device)
     table: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -248,16 +279,15 @@ def export_trial(
 
             export_peft(folder, out)
         else:
+            from autopeft.engine.saving import make_portable
+
             shutil.copytree(folder, out, dirs_exist_ok=True, symlinks=True)
+            make_portable(out)  # names the backbone as the user did, the head's labels, how to load
     return info
 
 
 def check_output_folder(out: Path) -> None:
     """Refuse, before any work, an output folder that is a file, is not empty, or cannot be created."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out} exists and is not empty")
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out} cannot be written ({parent} is not a writable folder)")
+    from autopeft.paths import check_output_folder as check
+
+    check(out, empty=True)

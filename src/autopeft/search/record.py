@@ -10,6 +10,7 @@ baselines, retrained and transferred configurations). `StudyRecord.load(study)` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ TRIAL_COST_KEYS = ("cpu_seconds", "wall_seconds")
 TRIAL_RESULT_KEYS = ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs_run")
 
 # Study attributes that must match for a study to be continued.
-IDENTITY_KEYS = ("model", "task", "space", "fidelity")
+IDENTITY_KEYS = ("model", "task", "space", "fidelity", "sampler")
 _BASELINES = "baselines"
 _RETRAIN_PREFIX = "retrain:"
 _TRANSFER_PREFIX = "transfer:"
@@ -48,6 +49,22 @@ _TRANSFER_PREFIX = "transfer:"
 
 class StudyError(UserError):
     """A storage that cannot be reached, an unknown study, or a study that does not match."""
+
+
+# A study name is one safe path component: trial folders go to <artifacts>/<study>/ and the default
+# report to reports/<study>/, so a name must not climb out of them ("..", "/", an absolute path).
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def check_study_name(name: str, flag: str = "--study") -> str:
+    """`name` if it is a safe single path component (letters, digits, `_.-`, at most 200, no ".."); else a UserError."""
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name) or ".." in name:
+        shown = name if len(name) <= 60 else f"{name[:60]}... ({len(name)} characters)"
+        raise UserError(
+            f"{flag} {shown!r} is not a valid study name: use 1 to 200 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit, without '..'"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,10 @@ class SamplerSettings:
     startup: int | None = None  # random trials first (None: the sampler's default)
     ref_point: tuple[float, float] | None = None  # AutoPEFT's hypervolume reference (metric, params)
     copula: bool = False  # AutoPEFT: rank-to-normal transform of the metric
+
+    def __post_init__(self) -> None:
+        if self.startup is not None and (isinstance(self.startup, bool) or self.startup < 0):
+            raise UserError(f"--startup must be a count of at least 0, got {self.startup}")
 
     def options_attr(self) -> dict[str, Any]:
         return {
@@ -244,7 +265,7 @@ class StudyRecord:
         return replace(self, **changes)
 
     def check_continues(self, stored: StudyRecord, study_name: str) -> None:
-        """Refuse to continue a study made for another job (model, task, space or fidelity)."""
+        """Refuse to continue a study made for another job (model, task, space, fidelity or sampler)."""
         have, wanted = stored.identity(), self.identity()
         for key in IDENTITY_KEYS:
             old, new = have[key], wanted[key]

@@ -48,9 +48,13 @@ def _row_dict(row: TrialRow) -> dict[str, Any]:
 
 
 def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
-    """Write the report files into `out_dir`; returns them by name."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the report files into `out_dir`; returns them by name. The study and the folder are
+    checked before anything is written."""
+    from autopeft.paths import check_output_folder
+
     record = rec.StudyRecord.load(study)
+    check_output_folder(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     metric = record.metric
     rows = completed_rows(study)
     front = pareto_rows(rows)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from autopeft.errors import UserError
 from autopeft.methods import METHODS
 from autopeft.names import SAMPLERS, SPACES, SURROGATES
-from autopeft.search.record import SamplerSettings, TaskArgs
+from autopeft.search.record import SamplerSettings, TaskArgs, check_study_name
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
@@ -35,6 +35,14 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {self.jobs}")
+
+    def check_folders(self) -> None:
+        """Refuse, before any work, a report or artifact folder that cannot be written."""
+        from autopeft.paths import check_output_folder
+
+        if self.report is not None:
+            check_output_folder(self.report, flag="--report")
+        check_output_folder(self.artifacts or DEFAULT_ARTIFACTS, flag="--artifacts")
 
     @property
     def artifact_root(self) -> Path:
@@ -60,6 +68,8 @@ class SearchRequest:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise UserError(f"--trials must be at least 1, got {self.trials}")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"--seed must be in [0, 2^32), got {self.seed}")
         if self.sampler.name not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler.name!r}; known: {', '.join(SAMPLERS)}")
         if self.sampler.surrogate not in SURROGATES:
@@ -69,6 +79,10 @@ class SearchRequest:
         autopeft = self.sampler.name.startswith("autopeft")
         if (self.sampler.ref_point is not None or self.sampler.copula) and not autopeft:
             raise UserError(f"--ref-point and --copula are AutoPEFT sampler options, not {self.sampler.name}'s")
+        if self.max_percent is not None and not 0 < self.max_percent <= 100:
+            raise UserError(f"--max-params {self.max_percent:g}% is not a share of the backbone (0 < P <= 100%)")
+        if self.study is not None:
+            check_study_name(self.study)
         unknown = [n for n in self.baselines if n not in METHODS]
         if unknown:
             raise UserError(f"unknown baseline {unknown[0]!r}; known: {', '.join(METHODS)}")
@@ -91,8 +105,12 @@ def parse_max_params(text: str | None) -> tuple[int | None, float | None]:
     if not match:
         raise UserError(f"--max-params must be a count (e.g. 50000) or a percentage (e.g. 0.5%), got {text!r}")
     value = float(match.group(1))
+    if not math.isfinite(value):
+        raise UserError(f"--max-params {text!r} is not a finite number")
     if value <= 0:
         raise UserError(f"--max-params must be positive, got {text!r}")
+    if match.group(2) and value > 100:
+        raise UserError(f"--max-params {text} is more than the whole backbone (at most 100%)")
     return (None, value) if match.group(2) else (int(value), None)
 
 

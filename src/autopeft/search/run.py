@@ -48,7 +48,10 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
     from autopeft.search.storage import create_or_continue, open_storage
     from autopeft.space import SearchSpace
 
+    models.check_device(options.device)  # every check before the study is created
+    options.check_folders()
     task = request.data.load()
+    name = rec.check_study_name(request.study_name(task.name))
     dims = models.dims_of(request.model)
     space = SearchSpace(dims.num_layers, dims.hidden_size, request.space)
     budget = Budget.of(space, dims, request.max_params, request.max_percent)  # refuses budgets below the smallest
@@ -69,17 +72,20 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         backbone_params=dims.backbone_params,
         constant_prediction=search_floor(task, request.fidelity),
     )
-    study = create_or_continue(request.study_name(task.name), open_storage(options.storage), record)
+    study = create_or_continue(name, open_storage(options.storage), record)
     return _run_study(study, task, options, request.baselines)
 
 
 def join_search(study_name: str, options: RunOptions | None = None) -> SearchOutcome:
     """Work on an existing study's trials; everything but the storage and the GLUE folder comes from it."""
     options = options or RunOptions()
-    from autopeft.search.storage import load_study, open_storage
+    from autopeft.models import check_device
+    from autopeft.search.storage import open_study
 
-    study = load_study(study_name, open_storage(options.storage))
-    return _run_study(study, rec.StudyRecord.load(study).data.load(options.glue_dir), options)
+    check_device(options.device)
+    options.check_folders()
+    study, record = open_study(study_name, options.storage)
+    return _run_study(study, record.data.load(options.glue_dir), options)
 
 
 def search_floor(task: TaskData, fidelity: Fidelity) -> float | None:
@@ -198,10 +204,9 @@ def _run_trials_in_workers(study_name: str, options: RunOptions) -> None:
 
 
 def _trials_worker(study_name: str, options: RunOptions) -> None:
-    from autopeft.search.storage import load_study, open_storage
+    from autopeft.search.storage import open_study
 
-    study = load_study(study_name, open_storage(options.storage))
-    record = rec.StudyRecord.load(study)
+    study, record = open_study(study_name, options.storage)
     task = record.data.load(options.glue_dir)
     run_trials(study, task, options, lazy_engine(record.model, task, options.device))
 

@@ -37,8 +37,12 @@ def default_storage_url() -> str:
     return f"sqlite:///{DEFAULT_STUDY_DIR / DEFAULT_DB}"
 
 
-def open_storage(url: str | None) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats, so trials of dead workers are failed and retried."""
+def open_storage(url: str | None, create: bool = True) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, so trials of dead workers are failed and retried.
+
+    `create=False` (commands that only read a study, or work on an existing one): an SQLite file
+    that does not exist is refused, and nothing (no folder, no empty database) is created.
+    """
     import optuna
     import sqlalchemy.exc
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -48,8 +52,15 @@ def open_storage(url: str | None) -> optuna.storages.RDBStorage:
         raise StudyError(f"storage {url!r} is not a database URL (e.g. sqlite:///studies/autopeft.db)")
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.is_file():
+            raise StudyError(f"no study storage at {url}: {path} does not exist")
+        if create and path.exists() and not path.is_file():
+            raise StudyError(f"storage {url}: {path} is not a file")
+        if create and path.parent and not path.parent.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StudyError(f"cannot create the folder of storage {url}: {err.strerror}") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with warnings.catch_warnings():
@@ -95,6 +106,17 @@ def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
         known = ", ".join(names) if names else "none"
         raise StudyError(f"no study named {name!r} in this storage (studies there: {known})") from None
+
+
+def open_study(name: str, url: str | None) -> tuple[optuna.Study, StudyRecord]:
+    """An existing AutoPEFT study and its record, for the commands that work on one (report, worker,
+    retrain, transfer, export): the name is checked, no storage is created, and a study autopeft
+    search did not make is refused (`StudyRecord.load`)."""
+    from autopeft.search.record import check_study_name
+
+    check_study_name(name)
+    study = load_study(name, open_storage(url, create=False))
+    return study, StudyRecord.load(study)
 
 
 def create_or_continue(name: str, storage: optuna.storages.BaseStorage, record: StudyRecord) -> optuna.Study:
