@@ -44,6 +44,7 @@ def _start_worker(
 ) -> None:
     import torch
 
+    _exit_with_parent()
     torch.set_num_threads(threads)
     if share_device is not None:
         from autopeft.engine.devices import share_gpu
@@ -51,3 +52,20 @@ def _start_worker(
         share_gpu(share_device, workers)
     if initializer is not None:
         initializer(*initargs)
+
+
+def _exit_with_parent(interval: float = 2.0) -> None:
+    """End this worker when the process that spawned it is gone (killed, even by SIGKILL), instead of
+    training on as an orphan that nobody reads: a daemon thread watches the parent's pid."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
