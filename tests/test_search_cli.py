@@ -294,3 +294,64 @@ def test_two_local_processes_share_an_sqlite_study(tmp_path):
     for r in _run_workers(url, tmp_path, trials=6, workers=2):
         assert r.returncode == 0, r.stderr
     _check_exact(url, 6)
+
+
+def _counted(trials) -> list:
+    return [t for t in trials if t.state == TrialState.COMPLETE or "early_stopped" in t.user_attrs]
+
+
+def test_early_stopping_with_workers_then_kill_and_resume(tmp_path):
+    """Early stopping on, two workers (--jobs 2): the budget counts stopped trials; every trial has its
+    curve; a SIGKILL mid-trial and the same command again finishes the budget exactly."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    staged = [
+        "--model",
+        "tiny-bert",
+        "--task",
+        "rte",
+        "--fidelity",
+        "epochs=3,max_train_samples=300,max_eval_samples=32",
+    ]
+    cmd = [sys.executable, "-m", "autopeft", "search", *staged, "--sampler", "random", "--storage", url]
+    cmd += ["--study", "e", "--early-stop", "on", "--early-stop-min-share", "0.3", "--seed", "3"]
+    first = subprocess.run(
+        [*cmd, "--trials", "6", "--jobs", "2"], env=_env(), capture_output=True, text=True, timeout=900
+    )
+    assert first.returncode == 0, first.stderr
+    trials = _trials(url, "e")
+    assert len(_counted(trials)) == 6 and len(trials) == 6
+    assert all(len(t.user_attrs["curve"]) >= 1 for t in trials)
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["early_stopped"]["share"] < 1 and "cpu_seconds" in t.user_attrs
+    # more trials, killed inside one, then the same command: exactly the new budget, plus the interrupted one
+    proc = subprocess.Popen([*cmd, "--trials", "9"], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if any(state == "RUNNING" and chosen for _, state, chosen in _states(tmp_path / "s.db")):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=60)
+    again = subprocess.run([*cmd, "--trials", "9"], env=_env(), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    trials = _trials(url, "e")
+    assert len(_counted(trials)) == 9
+    assert len(trials) - 9 == sum(t.state == TrialState.FAIL for t in trials) <= 1
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--early-stop", "on"], "early stopping needs more than one evaluation"),
+        (["--early-stop", "on", "--fidelity", "epochs=2", "--early-stop-min-share", "1.5"], "min-share must be in"),
+        (["--early-stop", "on", "--fidelity", "epochs=2", "--early-stop-quantile", "0"], "quantile must be in"),
+    ],
+)
+def test_bad_early_stopping_is_refused_before_the_study(tmp_path, extra, message):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = autopeft("search", "--model", "tiny-bert", "--task", "rte", "--trials", "2", "--storage", url, *extra)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.db").exists()

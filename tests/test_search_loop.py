@@ -84,7 +84,7 @@ def _loop(study: optuna.Study, trials: int, engine) -> SearchLoop:
 def test_exact_budget_and_a_failing_trial_counts(tmp_path):
     calls = []
 
-    def engine(config: PEFTConfig, number: int) -> TrialResult:
+    def engine(config: PEFTConfig, number: int, on_epoch=None) -> TrialResult:
         calls.append(number)
         return _result(config, ok=number != 1)  # the engine fails the second trial
 
@@ -115,7 +115,7 @@ def test_a_running_trial_of_a_live_worker_counts_is_pending_and_is_waited_for(tm
         storage.set_trial_param(other._trial_id, name, distributions[name].to_internal_repr(value), distributions[name])
     seen: list[PEFTConfig] = []
 
-    def engine(config: PEFTConfig, number: int) -> TrialResult:
+    def engine(config: PEFTConfig, number: int, on_epoch=None) -> TrialResult:
         seen.append(config)
         return _result(config)
 
@@ -139,5 +139,5 @@ def test_an_interrupted_trial_does_not_count(tmp_path, reason):
     dead = study.ask()
     study._storage.set_trial_user_attr(dead._trial_id, rec.TRIAL_FAIL_REASON, reason)
     study.tell(dead, state=TrialState.FAIL)
-    _loop(study, 2, lambda config, number: _result(config)).run()
+    _loop(study, 2, lambda config, number, on_epoch: _result(config)).run()
     assert finished_count(study) == 2 and len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2

@@ -166,29 +166,3 @@ def load_adapter_model(spec: ModelSpec, config: PretrainedConfig | None = None) 
             raise _hub_error(spec, err) from None
     model.eval()
     return model
-
-
-def check_device(device: str | None) -> None:
-    """Raise UserError (one line) unless torch reads `device` (`--device`) and it is available here.
-
-    Called before any work (a study is created, a model loaded), so a typo is not a failed trial.
-    None is the engine's default (cuda when available), always fine.
-    """
-    if device is None:
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise UserError(f"--device {device!r} is not a device (e.g. cpu, cuda, cuda:1, mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available here (use --device cpu)")
-        if (dev.index or 0) >= torch.cuda.device_count():
-            raise UserError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise UserError(f"--device {device}: no MPS device is available here (use --device cpu)")
-    elif dev.type != "cpu":
-        raise UserError(f"--device {device}: only cpu, cuda and mps devices are supported")

@@ -24,6 +24,7 @@ from autopeft.cli.options import (
 )
 from autopeft.errors import UserError
 from autopeft.names import SAMPLERS, SPACES, SURROGATES
+from autopeft.search.early_stop import EarlyStop
 from autopeft.search.request import SEARCH_FIDELITY
 
 if TYPE_CHECKING:
@@ -76,6 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMES",
         help="also train these manual methods at the search fidelity for the report, e.g. pfeiffer,lora,full",
     )
+    stop = parser.add_argument_group("early stopping (a trial that cannot reach the front at its size stops)")
+    stop.add_argument("--early-stop", choices=("on", "off"), default="off", help="(default off)")
+    stop.add_argument(
+        "--early-stop-min-share",
+        type=float,
+        default=EarlyStop.min_share,
+        metavar="S",
+        help=f"never stop before this share of the budget (default {EarlyStop.min_share})",
+    )
+    stop.add_argument("--early-stop-quantile", type=float, default=EarlyStop.quantile, metavar="Q",
+                      help="quantile of finished curves' remaining gains allowed for (default "
+                      f"{EarlyStop.quantile})")  # fmt: skip
     _add_run_options(parser)
 
 
@@ -124,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         study=args.study,
         seed=args.seed,
         baselines=_names(args.baselines),
+        early_stop=EarlyStop(
+            on=args.early_stop == "on", min_share=args.early_stop_min_share, quantile=args.early_stop_quantile
+        ),
     )
     return _print(run_search(request, options))
 

@@ -46,17 +46,24 @@ def check_device(device: str | None, precision: str = "fp32", jobs: int = 1, mod
     device: as `--device` gives it (None: cuda when available). The memory estimate is made only on
     CUDA with more than one job and a model named (see the module docstring).
     """
+    if device is not None and not device.strip():
+        raise UserError(f"--device {device!r} is not a device (e.g. cpu, cuda, cuda:1, mps)")
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     name = resolve_device(device)
     dev = _torch_device(name)
-    if dev.type == "cuda":
-        import torch
+    import torch
 
+    if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"--device {name}: no CUDA device is available here (use --device cpu)")
         if (dev.index or 0) >= torch.cuda.device_count():
             raise UserError(f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise UserError(f"--device {name}: no MPS device is available here (use --device cpu)")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {name}: only cpu, cuda and mps devices are supported")
     check_precision(name, precision)
     if dev.type == "cuda" and jobs > 1 and model is not None:
         check_jobs_fit(name, jobs, model)
@@ -123,8 +130,8 @@ def _torch_device(name: str) -> torch.device:
 
     try:
         return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; expected cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"--device {name!r} is not a device (e.g. cpu, cuda, cuda:1, mps)") from None
 
 
 @functools.cache

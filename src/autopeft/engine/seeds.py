@@ -41,11 +41,12 @@ def train_seeds(request: SeedRuns, log: Callable[[str], None]) -> dict[str, Any]
     `out/summary.json`. Its `n` is the number of seeds that trained."""
     from autopeft import models
     from autopeft.engine import Engine
+    from autopeft.engine.devices import check_device
     from autopeft.paths import check_output_folder
     from autopeft.space import PEFTConfig
 
     # every check before the backbone loads or anything trains
-    models.check_device(request.device)
+    check_device(request.device, request.fidelity.precision, 1, request.model)
     if request.out is not None:
         check_output_folder(request.out)
     if isinstance(request.item, PEFTConfig):

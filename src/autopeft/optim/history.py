@@ -1,7 +1,9 @@
 """What a sampler needs from a study, read afresh at every suggestion (so a resumed study continues).
 
-Nothing is kept between suggestions: completed trials are the training data, running and
-enqueued trials are pending, and every configuration any trial holds is not proposed again.
+Nothing is kept between suggestions: completed trials are the training data, and so are trials
+stopped early (pruned, at the last score they reached: a pessimistic observation that tells the
+model their region is poor); running and enqueued trials are pending, and every configuration any
+trial holds is not proposed again.
 Per-trial random streams depend only on the sampler's seed and the trial number, so a new sampler
 object on the same storage makes the same choices as the one it replaces.
 """
@@ -16,6 +18,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autopeft.optim.bridge import config_from_params, trial_config
+from autopeft.search.record import TRIAL_EARLY_STOPPED  # pure data: the key the search loop stores
 from autopeft.space import ConfigError, PEFTConfig, SearchSpace
 
 
@@ -61,6 +64,9 @@ class History:
             if trial.state == TrialState.COMPLETE and trial.values is not None:
                 history.configs.append(config)
                 history.metrics.append(sign * trial.values[0])
+            elif trial.state == TrialState.PRUNED and TRIAL_EARLY_STOPPED in trial.user_attrs:
+                history.configs.append(config)
+                history.metrics.append(sign * float(trial.user_attrs[TRIAL_EARLY_STOPPED]["score"]))
             elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 history.pending.append(config)
         return history

@@ -115,11 +115,12 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
 
 def _open(request: FollowUp) -> tuple[Any, rec.StudyRecord, list[TrialRow]]:
     """The study (existing, made by autopeft search; nothing created), its record and the chosen rows."""
-    from autopeft.models import check_device
+    from autopeft.engine.devices import check_device
     from autopeft.search.storage import open_study
 
     check_device(request.device)
     study, record = open_study(request.study, request.storage)
+    check_device(request.device, record.fidelity.precision, 1, record.model)
     top = request.top or (None if request.trials else DEFAULT_TOP)
     return study, record, choose_rows(study, top, request.trials)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from autopeft.params import ModelDims, param_count
 from autopeft.search import record as rec
 from autopeft.search.claim import budget_lock
+from autopeft.search.early_stop import EarlyStop, Finished, should_stop
 from autopeft.search.results import completed_rows, format_table, pareto_rows, study_hypervolume
 from autopeft.search.storage import fail_interrupted_trials, worker_id
 from autopeft.space import PEFTConfig, SearchSpace
@@ -42,8 +43,20 @@ def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
 
     if trial.state in (TrialState.COMPLETE, TrialState.RUNNING):
         return True
+    if trial.state == TrialState.PRUNED and rec.TRIAL_EARLY_STOPPED in trial.user_attrs:
+        return True  # it trained part of its budget: it counts, as its cost does
     reason = trial.user_attrs.get(rec.TRIAL_FAIL_REASON)
     return trial.state == TrialState.FAIL and reason is not None and not reason.startswith(rec.INTERRUPTED)
+
+
+def finished_curves(study: optuna.Study) -> list[Finished]:
+    """The complete trials with their learning curves, as the early-stopping rule sees them."""
+    from optuna.trial import TrialState
+
+    return [
+        Finished(int(t.values[1]), float(t.values[0]), [tuple(p) for p in t.user_attrs.get(rec.TRIAL_CURVE, [])])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ]
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -65,12 +78,13 @@ class SearchLoop:
     study: optuna.Study
     space: SearchSpace
     dims: ModelDims
-    run_config: Callable[[PEFTConfig, int], Any]  # the engine: (config, trial number) -> TrialResult
+    run_config: Callable[[PEFTConfig, int, Callable[[Any], bool]], Any]  # (config, number, on_epoch) -> TrialResult
     trials: int
     num_labels: int
     fidelity: dict[str, Any]
     distributions: dict[str, Any]
     config_from_params: Callable[[dict[str, Any]], PEFTConfig]
+    early_stop: EarlyStop = field(default_factory=EarlyStop)
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
     # Process CPU and wall clock when this process's previous trial ended: a trial's cost runs from
     # there, so it includes its suggestion (a NUTS fit can take as long as a short trial).
@@ -90,7 +104,8 @@ class SearchLoop:
         trial.set_user_attr(rec.TRIAL_FIDELITY, self.fidelity)
         for key, value in count.to_dict().items():
             trial.set_user_attr(key, value)
-        result = self.run_config(config, trial.number)
+        curve: list[tuple[float, float]] = []
+        result = self.run_config(config, trial.number, self._on_epoch(trial, count.peft, curve))
         cpu, wall = time.process_time(), time.perf_counter()
         trial.set_user_attr("cpu_seconds", round(cpu - self._cost_mark[0], 2))
         trial.set_user_attr("wall_seconds", round(wall - self._cost_mark[1], 2))
@@ -104,7 +119,23 @@ class SearchLoop:
         if result.status != "ok":
             trial.set_user_attr(rec.TRIAL_FAIL_REASON, result.reason or rec.UNKNOWN_FAILURE)
             raise TrialNotScored(result.reason)
+        if result.stopped == "callback":  # stopped early: it cannot reach the front at its size
+            trial.set_user_attr(rec.TRIAL_EARLY_STOPPED, {"share": curve[-1][0], "score": float(result.metric)})
+            raise optuna.TrialPruned()
         return float(result.metric), float(count.peft)
+
+    def _on_epoch(self, trial: optuna.Trial, params: int, curve: list[tuple[float, float]]) -> Callable[[Any], bool]:
+        """Record each evaluation on the trial (its learning curve) and decide whether to stop it."""
+        epochs = int(self.fidelity.get("epochs") or 1)
+
+        def on_epoch(report: Any) -> bool:
+            curve.append((round(report.epoch / epochs, 6), float(report.headline)))
+            trial.set_user_attr(rec.TRIAL_CURVE, curve)
+            if not self.early_stop.on:
+                return False
+            return should_stop(self.early_stop, params, curve, finished_curves(self.study))
+
+        return on_epoch
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
@@ -117,6 +148,9 @@ class SearchLoop:
             what += f", {int(trial.values[1]):,} params ({trial.user_attrs[rec.TRIAL_PERCENT]:.3f}%)"
         elif trial.state == TrialState.FAIL:
             what = f"failed: {trial.user_attrs.get(rec.TRIAL_FAIL_REASON, 'error')}"
+        elif rec.TRIAL_EARLY_STOPPED in trial.user_attrs:
+            stopped = trial.user_attrs[rec.TRIAL_EARLY_STOPPED]
+            what = f"stopped early at {100 * stopped['share']:.0f}% of its budget (score {stopped['score']:.4f})"
         else:
             what = trial.user_attrs.get(rec.TRIAL_SKIPPED, "skipped")
         config = (

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
+from autopeft.search.early_stop import EarlyStop
 
 if TYPE_CHECKING:
     import optuna
@@ -37,6 +38,8 @@ TRIAL_ARTIFACT = "artifact"
 TRIAL_FAIL_REASON = "fail_reason"
 TRIAL_SKIPPED = "skipped"
 TRIAL_PERCENT = "percent"
+TRIAL_CURVE = "curve"  # [[share of the budget, score], ...]: every evaluation during training
+TRIAL_EARLY_STOPPED = "early_stopped"  # {"share", "score"}: stopped early (pruned), counted with its cost
 TRIAL_COST_KEYS = ("cpu_seconds", "wall_seconds")
 TRIAL_RESULT_KEYS = ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs_run")
 
@@ -173,6 +176,9 @@ class StudyRecord:
     backbone_params: int
     constant_prediction: float | None  # the search floor: a constant prediction's held-out score
     metric_ref: float = 0.0
+    early_stop: EarlyStop = field(default_factory=EarlyStop)  # stop trials that cannot reach the front
+    heldout_size: int | None = None  # examples in the held-out slice the trials are scored on
+    calibration: dict[str, Any] | None = None  # the probe that chose the fidelity (`search --fidelity auto`)
     # follow-up results, written as they come
     baselines: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     retrained: Mapping[int, dict[str, Any]] = field(default_factory=dict)
@@ -201,7 +207,11 @@ class StudyRecord:
             "metric_ref": self.metric_ref,
             "backbone_params": self.backbone_params,
             "constant_prediction": self.constant_prediction,
+            "early_stop": self.early_stop.to_attr(),
+            "heldout_size": self.heldout_size,
         }
+        if self.calibration is not None:
+            attrs["calibration"] = self.calibration
         if self.baselines:
             attrs[_BASELINES] = dict(self.baselines)
         attrs.update({f"{_RETRAIN_PREFIX}{n}": v for n, v in self.retrained.items()})
@@ -252,6 +262,9 @@ class StudyRecord:
             backbone_params=int(attrs.get("backbone_params", 0)),
             constant_prediction=attrs.get("constant_prediction"),
             metric_ref=float(attrs.get("metric_ref", 0.0)),
+            early_stop=EarlyStop.from_attr(attrs.get("early_stop")),
+            heldout_size=attrs.get("heldout_size"),
+            calibration=attrs.get("calibration"),
             baselines=dict(attrs.get(_BASELINES) or {}),
             retrained={
                 int(k.removeprefix(_RETRAIN_PREFIX)): v for k, v in attrs.items() if k.startswith(_RETRAIN_PREFIX)

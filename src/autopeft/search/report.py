@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autopeft.search import record as rec
+from autopeft.search.calibrate import ladder_table
 from autopeft.search.results import (
     TrialRow,
     best_under_budgets,
@@ -16,7 +17,9 @@ from autopeft.search.results import (
     hypervolume_by_trial,
     pareto_rows,
     search_cost,
+    stopped_rows,
     study_hypervolume,
+    without_signal,
 )
 from autopeft.space import PEFTConfig
 
@@ -112,6 +115,21 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
             f" {floor:.4f} on the held-out slice; {sum(r.metric > floor for r in rows)} of {len(rows)} complete trials"
             " score above it (trials at it learnt nothing at this fidelity)"
         )
+    se = without_signal(record, rows)
+    if se is not None:
+        lines.append(
+            f"- **no signal**: every complete trial is within 3 standard errors ({se:.4f}) of the floor, so the search"
+            " could not tell configurations from a constant prediction at this fidelity; `autopeft calibrate` finds"
+            " a fidelity with signal"
+        )
+    stopped = stopped_rows(study)
+    if record.early_stop.on or stopped:
+        saved = sum(r.cpu_seconds_saved for r in stopped)
+        lines.append(
+            f"- early stopping: {'on' if record.early_stop.on else 'off'} (min share {record.early_stop.min_share:g}, "
+            f"quantile {record.early_stop.quantile:g}); {len(stopped)} trials stopped early, saving about "
+            f"{saved / 3600:.2f} CPU hours (each stopped trial's cost scaled to its whole budget)"
+        )
     lines += [
         "",
         "Scores during the search are on a held-out slice of the training set (low fidelity); "
@@ -160,6 +178,15 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     if failed:
         lines += ["", "## Failed trials", ""]
         lines += [f"- trial {t.number}: {t.user_attrs.get(rec.TRIAL_FAIL_REASON, 'error')}" for t in failed]
+    if record.calibration is not None:
+        lines += [
+            "",
+            "## Fidelity calibration (`search --fidelity auto`)",
+            "",
+            "```",
+            *ladder_table(record.calibration),
+        ]
+        lines += ["```"]
     lines += ["", "![Pareto front](pareto.png)", "", "![Hypervolume](hypervolume.png)", ""]
     paths["report"].write_text("\n".join(lines))
     return paths
@@ -184,6 +211,10 @@ def _plot_pareto(
         ax.plot([r.percent for r in front], [r.metric for r in front], "-o", color="C0", label="Pareto front")
         for r in front:
             ax.annotate(str(r.number), (r.percent, r.metric), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    stopped = stopped_rows(study)
+    if stopped:
+        ax.scatter([r.percent for r in stopped], [r.score for r in stopped], s=22, marker="x", color="C1",
+                   label="stopped early (last score)")  # fmt: skip
     for name, b in record.baselines.items():
         ax.scatter([b["percent"]], [b["metric"]], marker="s", color="C3")
         ax.annotate(

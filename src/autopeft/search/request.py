@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from autopeft.errors import UserError
 from autopeft.methods import METHODS
 from autopeft.names import SAMPLERS, SPACES, SURROGATES
+from autopeft.search.early_stop import EarlyStop
 from autopeft.search.record import SamplerSettings, TaskArgs, check_study_name
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class SearchRequest:
     study: str | None = None  # None: <task>-<model>-<space>-<sampler>
     seed: int = 42  # the sampler's and every trial's training seed
     baselines: tuple[str, ...] = ()  # manual methods also trained at the search fidelity, for the report
+    early_stop: EarlyStop = field(default_factory=EarlyStop)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -86,6 +88,11 @@ class SearchRequest:
         unknown = [n for n in self.baselines if n not in METHODS]
         if unknown:
             raise UserError(f"unknown baseline {unknown[0]!r}; known: {', '.join(METHODS)}")
+        if self.early_stop.on and self.fidelity.epochs < 2:
+            raise UserError(
+                f"early stopping needs more than one evaluation per trial, and the fidelity has epochs="
+                f"{self.fidelity.epochs}; use epochs=2 or more, or --early-stop off"
+            )
 
     def study_name(self, task: str) -> str:
         return self.study or default_study_name(task, self.model, self.space, self.sampler.name)

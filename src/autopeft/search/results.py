@@ -102,3 +102,46 @@ def format_table(rows: list[TrialRow], metric_name: str) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StoppedRow:
+    """A trial stopped early: where it stopped, its score there, its size and what it cost."""
+
+    number: int
+    share: float  # of its budget, when it stopped
+    score: float
+    percent: float
+    cpu_seconds: float
+
+    @property
+    def cpu_seconds_saved(self) -> float:
+        """What the rest of its budget would have cost, at the rate it trained."""
+        return self.cpu_seconds * (1 / self.share - 1) if self.share > 0 else 0.0
+
+
+def stopped_rows(study: optuna.Study) -> list[StoppedRow]:
+    from optuna.trial import TrialState
+
+    return [
+        StoppedRow(
+            t.number,
+            float(t.user_attrs[rec.TRIAL_EARLY_STOPPED]["share"]),
+            float(t.user_attrs[rec.TRIAL_EARLY_STOPPED]["score"]),
+            float(t.user_attrs.get(rec.TRIAL_PERCENT, 0.0)),
+            float(t.user_attrs.get("cpu_seconds", 0.0)),
+        )
+        for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        if rec.TRIAL_EARLY_STOPPED in t.user_attrs
+    ]
+
+
+def without_signal(record: rec.StudyRecord, rows: list[TrialRow], z: float = 3.0) -> float | None:
+    """The held-out standard error when every complete trial sits within `z` of them of the floor (the
+    search saw no signal: its trials are indistinguishable from a constant prediction); else None."""
+    from autopeft.search.calibrate import heldout_se
+
+    if record.constant_prediction is None or not record.heldout_size or not rows:
+        return None
+    se = heldout_se(record.metric, max(r.metric for r in rows), record.heldout_size)
+    return se if max(r.metric for r in rows) < record.constant_prediction + z * se else None

@@ -44,11 +44,12 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
     """Create (or continue) the study `request` describes and run trials until it has `request.trials`."""
     options = options or RunOptions()
     from autopeft import models
+    from autopeft.engine.devices import check_device
     from autopeft.optim import Budget
     from autopeft.search.storage import create_or_continue, open_storage
     from autopeft.space import SearchSpace
 
-    models.check_device(options.device)  # every check before the study is created
+    check_device(options.device, request.fidelity.precision, options.jobs, request.model)  # before any study
     options.check_folders()
     task = request.data.load()
     name = rec.check_study_name(request.study_name(task.name))
@@ -71,6 +72,8 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         params_min=budget.smallest,
         backbone_params=dims.backbone_params,
         constant_prediction=search_floor(task, request.fidelity),
+        early_stop=request.early_stop,
+        heldout_size=len(request.fidelity.plan(task, "search").evals[""]),
     )
     study = create_or_continue(name, open_storage(options.storage), record)
     return _run_study(study, task, options, request.baselines)
@@ -79,12 +82,13 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
 def join_search(study_name: str, options: RunOptions | None = None) -> SearchOutcome:
     """Work on an existing study's trials; everything but the storage and the GLUE folder comes from it."""
     options = options or RunOptions()
-    from autopeft.models import check_device
+    from autopeft.engine.devices import check_device
     from autopeft.search.storage import open_study
 
     check_device(options.device)
     options.check_folders()
     study, record = open_study(study_name, options.storage)
+    check_device(options.device, record.fidelity.precision, options.jobs, record.model)
     return _run_study(study, record.data.load(options.glue_dir), options)
 
 
@@ -176,9 +180,10 @@ def run_trials(study: optuna.Study, task: TaskData, options: RunOptions, engine:
     )
     artifacts = options.artifact_root / study.study_name
 
-    def run_config(config: Any, number: int) -> Any:
+    def run_config(config: Any, number: int, on_epoch: Callable[[Any], bool]) -> Any:
         out = artifacts / f"trial-{number}"
-        return engine().run_trial(config, record.fidelity, seed=record.seed, mode="search", out_dir=out)
+        fidelity, seed = record.fidelity, record.seed
+        return engine().run_trial(config, fidelity, seed=seed, mode="search", out_dir=out, on_epoch=on_epoch)
 
     SearchLoop(
         study=study,
@@ -190,6 +195,7 @@ def run_trials(study: optuna.Study, task: TaskData, options: RunOptions, engine:
         fidelity=record.fidelity.to_dict(),
         distributions=optuna_distributions(space),
         config_from_params=lambda params: config_from_params(space, params),
+        early_stop=record.early_stop,
     ).run()
 
 
@@ -198,7 +204,9 @@ def _run_trials_in_workers(study_name: str, options: RunOptions) -> None:
     from autopeft.processes import spawn_pool
 
     one = replace(options, jobs=1, report=None)
-    with spawn_pool(options.jobs) as pool:
+    from autopeft.engine.devices import resolve_device
+
+    with spawn_pool(options.jobs, share_device=resolve_device(options.device)) as pool:
         for future in [pool.submit(_trials_worker, study_name, one) for _ in range(options.jobs)]:
             future.result()  # a worker's error (a UserError too) is raised here
 

@@ -1,0 +1,101 @@
+"""Multi-objective early stopping: stop a trial that can no longer reach the Pareto front at its size.
+
+A trial's parameter count is known exactly before it trains, so during training the one open
+question is its score. After each evaluation the rule compares the trial's best score so far with
+the best finished trial at no more parameters (the front at its size), allowing for the gain that
+may still come: a high quantile of the gains that the study's finished learning curves made from
+the same point of their budget to their end. Until enough curves exist the allowance is
+conservative (twice the largest gain seen, or no stopping at all without any curve), and no trial
+stops before `min_share` of its budget.
+
+Pure Python: the search loop feeds it the finished trials' curves and the trial's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autopeft.errors import UserError
+
+MIN_CURVES = 5  # finished curves needed before the quantile is trusted
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """The rule's settings (stored with the study)."""
+
+    on: bool = False
+    min_share: float = 0.5  # never stop before this share of the budget
+    quantile: float = 0.9  # of the finished curves' remaining gains: the allowance
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_share < 1:
+            raise UserError(f"--early-stop-min-share must be in (0, 1), got {self.min_share}")
+        if not 0 < self.quantile < 1:
+            raise UserError(f"--early-stop-quantile must be in (0, 1), got {self.quantile}")
+
+    def to_attr(self) -> dict[str, float | bool]:
+        return {"on": self.on, "min_share": self.min_share, "quantile": self.quantile}
+
+    @classmethod
+    def from_attr(cls, data: dict | None) -> EarlyStop:
+        return cls(**data) if data else cls()
+
+
+Curve = Sequence[tuple[float, float]]  # (share of the budget done, score at that evaluation), in order
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished trial as the rule sees it: its size, its final score, and its learning curve."""
+
+    params: int
+    score: float
+    curve: Curve
+
+
+def best_so_far(curve: Curve, share: float) -> float | None:
+    """The best score of `curve` among its evaluations up to `share` of the budget."""
+    scores = [s for at, s in curve if at <= share + 1e-9]
+    return max(scores) if scores else None
+
+
+def allowance(finished: Sequence[Finished], share: float, quantile: float) -> float:
+    """How much a trial at `share` of its budget may still gain: the `quantile` of the finished
+    curves' gains from there to their end (their final score is their best evaluation)."""
+    gains = []
+    for trial in finished:
+        before = best_so_far(trial.curve, share)
+        if before is not None and len(trial.curve) > 1:
+            gains.append(max(0.0, trial.score - before))
+    if not gains:
+        return math.inf
+    if len(gains) < MIN_CURVES:
+        return 2 * max(gains) if max(gains) > 0 else math.inf
+    gains.sort()
+    position = quantile * (len(gains) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return gains[low] + (gains[high] - gains[low]) * (position - low)
+
+
+def front_score_at(finished: Sequence[Finished], params: int) -> float | None:
+    """The best final score among finished trials with no more parameters than `params`."""
+    scores = [t.score for t in finished if t.params <= params]
+    return max(scores) if scores else None
+
+
+def should_stop(settings: EarlyStop, params: int, curve: Curve, finished: Sequence[Finished]) -> bool:
+    """Stop when even the allowed gain cannot lift the trial to the front at its size."""
+    if not settings.on or not curve:
+        return False
+    share = curve[-1][0]
+    if share < settings.min_share or share >= 1 - 1e-9:
+        return False
+    target = front_score_at(finished, params)
+    if target is None:
+        return False
+    current = best_so_far(curve, share)
+    assert current is not None
+    return current + allowance(finished, share, settings.quantile) < target
