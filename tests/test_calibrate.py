@@ -82,3 +82,66 @@ def test_non_numeric_cap_and_unknown_task(glue_dir, tmp_path, capsys):
     assert exit.value.code == 2
     assert main(["calibrate", *TINY, "--task", "squad", "--storage", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
     assert "squad" in capsys.readouterr().err and not (tmp_path / "c.db").exists()
+
+
+def _stored_probe(url: str, chosen: bool) -> dict:
+    """A probe for tiny-bert on RTE as `calibrate` stores it, whose second rung has signal (or none)."""
+    from autopeft.engine import Fidelity
+    from autopeft.search.calibrate import CALIBRATION_BASE, store_probe
+    from autopeft.search.storage import open_storage
+    from autopeft.space import PEFTConfig
+
+    base = Fidelity.parse(CALIBRATION_BASE)
+    rungs = []
+    for examples, signal in ((32, False), (64, chosen)):
+        fidelity = base.replace(max_train_samples=examples, epochs=2, patience=None).to_dict()
+        runs = [
+            {"config": PEFTConfig.shared([0], serial=s).to_json(), "seed": seed, "score": 0.5 + s / 100, "params": 0}
+            for s in (2, 8)
+            for seed in (0, 1)
+        ]
+        rungs.append({"rung": f"{examples}x2", "fidelity": fidelity, "seconds_per_trial": 1.0, "ratio": 5.0 if signal
+                      else 0.5, "margin": 4.0, "best": 0.58, "floor": 0.5, "se": 0.02, "runs": runs,
+                      "has_signal": signal})  # fmt: skip
+    probe = {"model": "tiny-bert", "task": "rte", "space": "paper", "metric": "accuracy", "base": base.to_dict(),
+             "min_ratio": 3.0, "min_margin": 3.0, "rungs": rungs, "chosen": rungs[1]["fidelity"] if chosen else None,
+             "seconds": 2.0}  # fmt: skip
+    store_probe(open_storage(url), "probe-rte-tiny-bert-paper", probe)
+    return probe
+
+
+def test_search_fidelity_auto_reuses_a_stored_probe_and_its_runs(glue_dir, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    probe = _stored_probe(url, chosen=True)
+    argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
+    argv += ["--trials", "3", "--sampler", "random", "--study", "s", "--fidelity", "auto", "--artifacts", str(tmp_path)]
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="s", storage=url)
+    assert (
+        study.user_attrs["fidelity"] == probe["chosen"] and study.user_attrs["calibration"]["chosen"] == probe["chosen"]
+    )
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 3 and [t.user_attrs.get("from_probe", False) for t in trials] == [True, True, False]
+    assert trials[0].values[0] == pytest.approx(0.52)  # the mean of its seeds at the chosen rung
+    from autopeft.search.report import write_report
+
+    text = write_report(study, tmp_path / "report")["report"].read_text()
+    assert "## Fidelity calibration" in text and "64x2" in text
+    # a search at a fidelity the probe found without signal says so, in one line, then runs
+    capsys.readouterr()
+    low = ",".join(f"{k}={v}" for k, v in probe["rungs"][0]["fidelity"].items() if v is not None)
+    argv2 = [*argv[:-6], "--trials", "1", "--sampler", "random", "--study", "t", "--fidelity", low]
+    assert main([*argv2, "--artifacts", str(tmp_path)]) == 0
+    assert "found no signal at this fidelity" in capsys.readouterr().err
+
+
+def test_search_fidelity_auto_without_signal_exits_1_and_bad_combinations_are_refused(glue_dir, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    _stored_probe(url, chosen=False)
+    argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
+    argv += ["--trials", "3", "--study", "s", "--fidelity", "auto"]
+    assert main(argv) == 1
+    assert "has signal" in capsys.readouterr().err
+    assert "s" not in {s.study_name for s in optuna.get_all_study_summaries(url)}
+    assert main([*argv, "--epochs", "2"]) == 2
+    assert "--fidelity auto chooses the fidelity; do not also give --epochs" in capsys.readouterr().err

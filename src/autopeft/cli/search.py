@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from autopeft.cli.options import (
 )
 from autopeft.errors import UserError
 from autopeft.names import SAMPLERS, SPACES, SURROGATES
+from autopeft.search.calibrate import NoSignal
 from autopeft.search.early_stop import EarlyStop
 from autopeft.search.request import SEARCH_FIDELITY
 
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--copula", action="store_true", help="AutoPEFT: rank-to-normal transform of the metric")
     parser.add_argument("--space", choices=SPACES, default="paper")
-    add_fidelity_arguments(parser, SEARCH_FIDELITY)
+    add_fidelity_arguments(parser, SEARCH_FIDELITY + "; auto: the cheapest with signal, by a calibration probe")
     parser.add_argument("--max-params", metavar="P", help="hard budget: a count (50000) or %% of the backbone (0.5%%)")
     parser.add_argument("--study", help="study name (default: <task>-<model>-<space>-<sampler>)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the sampler and of every trial's training")
@@ -76,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines",
         metavar="NAMES",
         help="also train these manual methods at the search fidelity for the report, e.g. pfeiffer,lora,full",
+    )
+    parser.add_argument(
+        "--calibrate-minutes",
+        type=float,
+        default=30.0,
+        metavar="N",
+        help="--fidelity auto: time cap of the calibration probe, when no stored probe is reused (default 30)",
     )
     stop = parser.add_argument_group("early stopping (a trial that cannot reach the front at its size stops)")
     stop.add_argument("--early-stop", choices=("on", "off"), default="off", help="(default off)")
@@ -119,11 +128,34 @@ def run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     max_params, max_percent = parse_max_params(args.max_params)
+    data = task_args_from(args)
+    auto = None
+    if args.fidelity == "auto":
+        from autopeft.cli.options import FIDELITY_FLAGS
+        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration
+
+        given = [f"--{d.replace('_', '-')}" for d in FIDELITY_FLAGS if getattr(args, d) is not None]
+        if given:
+            raise UserError(f"--fidelity auto chooses the fidelity; do not also give {', '.join(given)}")
+        fidelity = Fidelity.parse(CALIBRATION_BASE)
+        auto = Calibration(
+            model=args.model,
+            data=data,
+            base=fidelity,
+            space=args.space,
+            max_minutes=args.calibrate_minutes,
+            jobs=args.jobs,
+            device=args.device,
+            storage=args.storage,
+        )
+    else:
+        fidelity = fidelity_from_args(args, Fidelity.parse(SEARCH_FIDELITY))
     request = SearchRequest(
         model=args.model,
-        data=task_args_from(args),
+        data=data,
         trials=args.trials,
-        fidelity=fidelity_from_args(args, Fidelity.parse(SEARCH_FIDELITY)),
+        fidelity=fidelity,
+        auto_fidelity=auto,
         sampler=SamplerSettings(
             name=args.sampler,
             surrogate=args.surrogate,
@@ -141,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
             on=args.early_stop == "on", min_share=args.early_stop_min_share, quantile=args.early_stop_quantile
         ),
     )
-    return _print(run_search(request, options))
+    try:
+        return _print(run_search(request, options))
+    except NoSignal as err:
+        print(f"autopeft search: {err}", file=sys.stderr)
+        return 1
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -39,6 +39,10 @@ PRIOR_EXAMPLES_PER_SECOND = 60.0 * 22.7e6  # training examples/s times backbone 
 CALIBRATION_KEY = "calibration"
 
 
+class NoSignal(Exception):
+    """No rung within the cap had signal: the probe says so; a search cannot choose a fidelity."""
+
+
 @dataclass(frozen=True)
 class Rung:
     """One budget of the ladder: a training subset and a number of epochs."""
@@ -281,3 +285,38 @@ def ladder_table(probe: dict[str, Any]) -> list[str]:
         chosen = "yes" if probe["chosen"] == r["fidelity"] else ""
         lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s}  {chosen}")
     return lines
+
+
+def chosen_fidelity(request: Calibration, task: str, log: Callable[[str], None]) -> tuple[Fidelity, dict[str, Any]]:
+    """The fidelity a stored probe for the same model, task, space and base chose, else a new probe's;
+    NoSignal when the probe found none."""
+    from autopeft.engine.fidelity import Fidelity
+    from autopeft.search.storage import open_storage
+
+    name = request.study_name(task)
+    probe = load_probe(open_storage(request.storage), name)
+    same = probe is not None and all(
+        probe.get(k) == v
+        for k, v in {
+            "model": request.model,
+            "task": task,
+            "space": request.space,
+            "base": request.base.to_dict(),
+        }.items()
+    )
+    if same:
+        log(f"fidelity: the probe stored in study {name!r}")
+    else:
+        probe = calibrate(request, log)
+    assert probe is not None
+    if probe["chosen"] is None:
+        raise NoSignal(
+            f"no rung of the probe in study {name!r} has signal (ratio >= {MIN_RATIO:g} and margin >= {MIN_MARGIN:g}"
+            " SE): try `autopeft calibrate` with a larger --max-minutes or larger rungs, or another task"
+        )
+    return Fidelity.from_dict(probe["chosen"]), probe
+
+
+def probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
+    """The probe without its runs (what a search study keeps of it)."""
+    return probe | {"rungs": [{k: v for k, v in r.items() if k != "runs"} for r in probe["rungs"]]}

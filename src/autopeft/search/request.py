@@ -17,6 +17,7 @@ from autopeft.search.record import SamplerSettings, TaskArgs, check_study_name
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
+    from autopeft.search.calibrate import Calibration
 
 SEARCH_FIDELITY = "epochs=1,max_train_samples=2000"  # the paper's cheap search: 1 epoch on a subset
 DEFAULT_ARTIFACTS = Path("studies") / "artifacts"
@@ -66,6 +67,7 @@ class SearchRequest:
     seed: int = 42  # the sampler's and every trial's training seed
     baselines: tuple[str, ...] = ()  # manual methods also trained at the search fidelity, for the report
     early_stop: EarlyStop = field(default_factory=EarlyStop)
+    auto_fidelity: Calibration | None = None  # choose the fidelity by this probe (`fidelity` is its base)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -88,7 +90,7 @@ class SearchRequest:
         unknown = [n for n in self.baselines if n not in METHODS]
         if unknown:
             raise UserError(f"unknown baseline {unknown[0]!r}; known: {', '.join(METHODS)}")
-        if self.early_stop.on and self.fidelity.epochs < 2:
+        if self.early_stop.on and self.fidelity.epochs < 2 and self.auto_fidelity is None:
             raise UserError(
                 f"early stopping needs more than one evaluation per trial, and the fidelity has epochs="
                 f"{self.fidelity.epochs}; use epochs=2 or more, or --early-stop off"

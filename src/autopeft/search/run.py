@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.search import record as rec
+from autopeft.search.calibrate import probe_summary
 from autopeft.search.request import RunOptions, SearchRequest
 
 if TYPE_CHECKING:
@@ -56,11 +57,22 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
     dims = models.dims_of(request.model)
     space = SearchSpace(dims.num_layers, dims.hidden_size, request.space)
     budget = Budget.of(space, dims, request.max_params, request.max_percent)  # refuses budgets below the smallest
+    fidelity, probe = request.fidelity, None
+    if request.auto_fidelity is not None:
+        from autopeft.search.calibrate import chosen_fidelity
+
+        fidelity, probe = chosen_fidelity(request.auto_fidelity, task.name, _log)
+        _log(f"fidelity: {fidelity.describe()} (chosen by calibration)")
+        if request.early_stop.on and fidelity.epochs < 2:
+            _log("early stopping: off, the chosen fidelity evaluates each trial once")
+            request = replace(request, early_stop=replace(request.early_stop, on=False))
+    else:
+        _warn_without_signal(request, task.name, options.storage)
     record = rec.StudyRecord(
         model=request.model,
         task=task.name,
         space=request.space,
-        fidelity=request.fidelity,
+        fidelity=fidelity,
         num_labels=task.num_labels,
         metric=task.metric_name,
         sampler=request.sampler,
@@ -71,12 +83,50 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         params_ref=budget.largest if budget.max_params is None else Budget.of(space, dims).largest,
         params_min=budget.smallest,
         backbone_params=dims.backbone_params,
-        constant_prediction=search_floor(task, request.fidelity),
+        constant_prediction=search_floor(task, fidelity),
         early_stop=request.early_stop,
-        heldout_size=len(request.fidelity.plan(task, "search").evals[""]),
+        heldout_size=len(fidelity.plan(task, "search").evals[""]),
+        calibration=None if probe is None else probe_summary(probe),
     )
     study = create_or_continue(name, open_storage(options.storage), record)
+    if probe is not None and not study.trials:
+        _observe_probe(study, record, probe, space, dims)
     return _run_study(study, task, options, request.baselines)
+
+
+def _warn_without_signal(request: SearchRequest, task: str, storage: str | None) -> None:
+    """One line before the search starts when a stored probe measured this fidelity and found no signal."""
+    from autopeft.search.calibrate import Calibration, load_probe, signal_of
+    from autopeft.search.storage import open_storage
+
+    probe_name = Calibration(request.model, request.data, request.fidelity, request.space).study_name(task)
+    probe = load_probe(open_storage(storage), probe_name)
+    if probe is not None and signal_of(probe, request.fidelity.to_dict()) is False:
+        _log(f"warning: the probe in study {probe_name!r} found no signal at this fidelity; see `autopeft calibrate`")
+
+
+def _observe_probe(study: optuna.Study, record: rec.StudyRecord, probe: dict, space: Any, dims: Any) -> None:
+    """The probe's runs at the chosen fidelity become the search's first trials (its mean over seeds each)."""
+    import optuna
+
+    from autopeft.optim import optuna_distributions, params_from_config
+    from autopeft.params import param_count
+    from autopeft.search.calibrate import probe_observations
+    from autopeft.space import PEFTConfig
+
+    distributions = optuna_distributions(space)
+    for config_json, score, _ in probe_observations(probe):
+        config = PEFTConfig.from_json(config_json)
+        count = param_count(config, dims, record.num_labels)
+        attrs = {rec.TRIAL_CONFIG: config.to_dict(), rec.TRIAL_FIDELITY: record.fidelity.to_dict(), "from_probe": True}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params_from_config(space, config),
+                distributions=distributions,
+                values=[score, float(count.peft)],
+                user_attrs={**attrs, **count.to_dict()},
+            )
+        )
 
 
 def join_search(study_name: str, options: RunOptions | None = None) -> SearchOutcome:
