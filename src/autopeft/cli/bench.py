@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "make-pool": "bench_pool",
     "glue": "bench_glue",
     "modules": "bench_modules",
+    "early-stop": "bench_early_stop",
 }
 
 

@@ -1,0 +1,210 @@
+"""The same searches with and without early stopping, side by side: CPU hours, hypervolume against CPU
+hours, and false stops (stopped trials that, finished at their whole budget, would have reached the
+front at their size).
+
+Every search is an ordinary study (`<name>-<task>-s<seed>-<on|off>`) in one storage, so the bench
+continues where it stopped when it runs again; the finished stopped trials are stored in the bench's
+own study (`<name>`), one attribute each, as they come.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopeft.errors import UserError
+from autopeft.search.early_stop import EarlyStop
+
+if TYPE_CHECKING:
+    import optuna
+
+    from autopeft.engine.fidelity import Fidelity
+
+MODES = ("off", "on")
+
+
+@dataclass(frozen=True)
+class EarlyStopBench:
+    model: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    trials: int
+    fidelity: Fidelity
+    rule: EarlyStop  # the settings of the "on" searches
+    name: str = "early-stop"
+    storage: str | None = None
+    glue_dir: str | None = None
+    sampler: str = "autopeft"
+    surrogate: str = "saas-map"
+    startup: int | None = None
+    false_stop_sample: int = 5  # stopped trials finished at their whole budget, per search
+    jobs: int = 1
+    device: str | None = None
+    plot: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials < 2 or not self.seeds or not self.tasks:
+            raise UserError("bench early-stop needs at least 2 trials, a seed and a task")
+        if self.fidelity.epochs < 2:
+            raise UserError(
+                f"early stopping needs more than one evaluation; the fidelity has epochs={self.fidelity.epochs}"
+            )
+        if self.false_stop_sample < 0:
+            raise UserError("--false-stop-sample must not be negative")
+
+    def study_name(self, task: str, seed: int, mode: str) -> str:
+        return f"{self.name}-{task}-s{seed}-{mode}"
+
+
+def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run (or continue) every search, finish a sample of stopped trials, and return the figures."""
+    from dataclasses import replace
+
+    from autopeft.search.record import SamplerSettings, TaskArgs
+    from autopeft.search.request import RunOptions, SearchRequest
+    from autopeft.search.run import run_search
+    from autopeft.search.storage import open_storage
+
+    options = RunOptions(storage=bench.storage, device=bench.device, jobs=bench.jobs)
+    storage = open_storage(bench.storage)
+    figures: dict[str, Any] = {}
+    for task in bench.tasks:
+        for seed in bench.seeds:
+            for mode in MODES:
+                name = bench.study_name(task, seed, mode)
+                log(f"search {name}")
+                request = SearchRequest(
+                    model=bench.model,
+                    data=TaskArgs(name=task, glue_dir=bench.glue_dir),
+                    trials=bench.trials,
+                    fidelity=bench.fidelity,
+                    sampler=SamplerSettings(name=bench.sampler, surrogate=bench.surrogate, startup=bench.startup),
+                    study=name,
+                    seed=seed,
+                    early_stop=replace(bench.rule, on=mode == "on"),
+                )
+                run_search(request, options)
+            figures.setdefault(task, {})[seed] = _pair(bench, storage, task, seed, log)
+    return summarise(figures)
+
+
+def _pair(bench: EarlyStopBench, storage: Any, task: str, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+    import optuna
+
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        study = optuna.load_study(study_name=bench.study_name(task, seed, mode), storage=storage)
+        out[mode] = {"cpu_hours": _cpu_hours(study), "hypervolume": _final_hv(study), "curve": _hv_by_cpu(study)}
+    on = optuna.load_study(study_name=bench.study_name(task, seed, "on"), storage=storage)
+    out["on"]["false_stops"], out["on"]["checked"], out["on"]["stopped"] = _false_stops(bench, on, log)
+    return out
+
+
+def _cpu_hours(study: optuna.Study) -> float:
+    from autopeft.search.results import search_cost
+
+    return search_cost(study)["cpu_seconds"] / 3600
+
+
+def _final_hv(study: optuna.Study) -> float:
+    from autopeft.search.results import completed_rows, study_hypervolume
+
+    return study_hypervolume(study, completed_rows(study))
+
+
+def _hv_by_cpu(study: optuna.Study) -> list[tuple[float, float]]:
+    """(CPU hours spent so far, hypervolume of the complete trials so far), trial by trial."""
+    from autopeft.pareto import hypervolume
+    from autopeft.search.record import StudyRecord
+
+    record = StudyRecord.load(study)
+    spent, points, curve = 0.0, [], []
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        spent += trial.user_attrs.get("cpu_seconds", 0.0) / 3600
+        if trial.state.name == "COMPLETE":
+            points.append((trial.values[0], trial.values[1]))
+        curve.append((spent, hypervolume(points, record.metric_ref, record.params_ref, record.params_min)))
+    return curve
+
+
+def _false_stops(bench: EarlyStopBench, study: optuna.Study, log: Callable[[str], None]) -> tuple[int, int, int]:
+    """(false stops, stopped trials checked, stopped trials): each checked trial is trained at its whole
+    budget with its own seed; a false stop would have reached the front of the complete trials at its size."""
+    from autopeft.engine import Engine
+    from autopeft.search import record as rec
+    from autopeft.search.early_stop import front_score_at
+    from autopeft.search.loop import finished_curves
+    from autopeft.search.results import stopped_rows
+    from autopeft.space import PEFTConfig
+
+    record = rec.StudyRecord.load(study)
+    stopped = stopped_rows(study)
+    sample = stopped[: bench.false_stop_sample]
+    finished = finished_curves(study)
+    engine = None
+    false = 0
+    for row in sample:
+        key = f"finished:{row.number}"
+        done = study.user_attrs.get(key)
+        trial = study.trials[row.number]
+        if done is None:
+            engine = engine or Engine(record.model, record.data.load(bench.glue_dir), device=bench.device)
+            config = PEFTConfig.from_dict(trial.user_attrs[rec.TRIAL_CONFIG])
+            result = engine.run_trial(config, record.fidelity, seed=record.seed, mode="search")
+            done = {"score": result.headline if result.ok else None}
+            study.set_user_attr(key, done)
+            log(f"{study.study_name}: stopped trial {row.number} finished at {done['score']}")
+        front = front_score_at(finished, int(trial.user_attrs["params"]))
+        if done["score"] is not None and (front is None or done["score"] >= front):
+            false += 1
+    return false, len(sample), len(stopped)
+
+
+def summarise(figures: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
+    """By task: CPU hours and final hypervolume of each mode (mean over seeds, and the seeds' spread),
+    the CPU share early stopping used, false stops over checked stopped trials."""
+    out: dict[str, Any] = {}
+    for task, by_seed in figures.items():
+        row: dict[str, Any] = {}
+        for mode in MODES:
+            hv = [f[mode]["hypervolume"] for f in by_seed.values()]
+            cpu = [f[mode]["cpu_hours"] for f in by_seed.values()]
+            row[mode] = {
+                "cpu_hours": statistics.fmean(cpu),
+                "hypervolume": statistics.fmean(hv),
+                "hypervolume_spread": statistics.pstdev(hv) if len(hv) > 1 else 0.0,
+            }
+        row["cpu_share"] = row["on"]["cpu_hours"] / row["off"]["cpu_hours"] if row["off"]["cpu_hours"] else None
+        row["false_stops"] = sum(f["on"]["false_stops"] for f in by_seed.values())
+        row["checked"] = sum(f["on"]["checked"] for f in by_seed.values())
+        row["stopped"] = sum(f["on"]["stopped"] for f in by_seed.values())
+        row["curves"] = {str(seed): {m: f[m]["curve"] for m in MODES} for seed, f in by_seed.items()}
+        out[task] = row
+    return out
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Hypervolume against CPU hours, one panel per task, each seed's search with and without early stopping."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
+    for ax, (task, row) in zip(axes[0], summary.items(), strict=True):
+        for k, curves in enumerate(row["curves"].values()):
+            for mode, color in (("off", "C0"), ("on", "C3")):
+                xs, ys = zip(*curves[mode], strict=True) if curves[mode] else ((), ())
+                ax.step(xs, ys, where="post", color=color, alpha=0.8, label=f"early stop {mode}" if k == 0 else None)
+        ax.set_title(task)
+        ax.set_xlabel("CPU hours")
+        ax.set_ylabel("hypervolume")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
