@@ -68,8 +68,13 @@ MODULE_KINDS: dict[str, ModuleKind] = {
     k.name: k
     for k in (
         ModuleKind("serial", "serial adapter", "adapter", size_choices, bottleneck_params, paper=True),
-        ModuleKind("parallel", "parallel adapter", "adapter", size_choices, bottleneck_params, paper=True),
-        ModuleKind("prefix", "prefix", "prefix", size_choices, prefix_params, paper=True),
+        # adapters' parallel adapter scales its output by 4 and prefix-tuning trains through an MLP: at the
+        # rate serial adapters and LoRA need (1e-3 at the search budget) both diverge or stall; a third of
+        # it is their best rate on held-out train (`bench modules --lrs`, docs/BENCHMARKS.md)
+        ModuleKind(
+            "parallel", "parallel adapter", "adapter", size_choices, bottleneck_params, paper=True, lr_scale=0.3
+        ),
+        ModuleKind("prefix", "prefix", "prefix", size_choices, prefix_params, paper=True, lr_scale=0.3),
         ModuleKind("lora", "LoRA rank", "lora", lora_ranks, lora_params, paper=False),
     )
 }
