@@ -1,0 +1,43 @@
+"""The committed studies still load through the study record, and the GLUE page is reproduced byte for byte."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import optuna
+
+from autopeft.cli import main
+from autopeft.search.record import StudyRecord
+from autopeft.search.report import write_report
+from autopeft.search.results import completed_rows, pareto_rows
+
+REPO = Path(__file__).resolve().parents[1]
+DB = REPO / "data" / "studies" / "glue-minilm.db"
+
+
+def test_every_committed_search_study_loads_and_reports(tmp_path):
+    copy = tmp_path / "glue.db"
+    shutil.copy(DB, copy)
+    url = f"sqlite:///{copy}"
+    searches = [s.study_name for s in optuna.get_all_study_summaries(url) if "-search-" in s.study_name]
+    assert len(searches) == 4
+    for name in searches:
+        study = optuna.load_study(study_name=name, storage=url)
+        record = StudyRecord.load(study)
+        assert record.model == "minilm" and record.trials == 20 and record.fidelity.pooling == "mean"
+        assert record.data.name == record.task and record.constant_prediction is not None
+        rows = completed_rows(study)
+        assert len(rows) == 20 and pareto_rows(rows)
+        assert (write_report(study, tmp_path / name)["report"]).read_text().startswith(f"# AutoPEFT search `{name}`")
+
+
+def test_bench_glue_report_only_reproduces_the_committed_page(glue_dir, tmp_path, capsys):
+    copy = tmp_path / "glue.db"
+    shutil.copy(DB, copy)
+    shutil.copy(REPO / "RESULTS.notes.md", tmp_path / "RESULTS.notes.md")
+    out = tmp_path / "RESULTS.md"
+    argv = ["bench", "glue", "--report-only", "--storage", f"sqlite:///{copy}", "--glue-dir", str(glue_dir)]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert out.read_bytes() == (REPO / "RESULTS.md").read_bytes()
+    assert (tmp_path / "RESULTS.png").read_bytes() == (REPO / "RESULTS.png").read_bytes()
