@@ -49,6 +49,8 @@ def test_peft_from_pretrained_predicts_like_the_trial(engine, tmp_path, item):
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}
     assert not list(out.rglob("*.bin"))
     config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == engine.model_name  # the name, not this machine's path
+    config = json.loads((out / "adapter_config.json").read_text())
     rank = LORA.lora if item is LORA else 8
     assert (config["peft_type"], config["r"], config["lora_alpha"]) == ("LORA", rank, rank)
     assert sorted(config["target_modules"]) == ["query", "value"]

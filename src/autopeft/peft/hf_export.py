@@ -80,6 +80,8 @@ def export_peft(trial_dir: str | Path, out_dir: str | Path) -> Path:
     if head_kind == SEQUENCE_CLASSIFICATION:
         _copy_head_into(hf_model, head)  # before wrapping: peft copies these modules into `modules_to_save`
     peft_model = get_peft_model(hf_model, peft_config).eval()
+    for config in peft_model.peft_config.values():  # peft takes the loaded model's own path; keep the name
+        config.base_model_name_or_path = _backbone_path(setup)
     _copy_lora(peft_model, lora_modules)
     export = {
         "format": "peft",
@@ -317,10 +319,10 @@ def _copy_lora(peft_model: Any, lora_modules: dict[str, nn.Module]) -> None:
         module.lora_B["default"].weight.data.copy_(lora.lora_B.data)
 
 
-def _backbone_path(setup: dict[str, Any]) -> str | None:
-    from autopeft import models
-
-    return models.resolve(setup["model"]).path
+def _backbone_path(setup: dict[str, Any]) -> str:
+    """The backbone as the user named it (an alias, a hub id or their folder), never this machine's path of an
+    alias: the export must travel; `load_peft_export` resolves the name again where it loads."""
+    return setup["model"]
 
 
 def _load_backbone(export: dict[str, Any]) -> Any:
