@@ -126,3 +126,12 @@ def test_mean_pooling_head_reloads_as_itself(engine, tmp_path, item):
     model.set_active_adapters(Stack(*names))
     model.active_head = "task"
     assert np.array_equal(engine.logits(View(split, rows), model=model), logits)
+
+
+def test_every_trial_folder_names_the_backbone_not_this_machines_path(engine, tmp_path):
+    """Search artifacts and `train --out` folders travel too, not only exports: no local path in any JSON."""
+    assert engine.run_trial(PEFTConfig.shared([0], serial=4), FAST, seed=0, out_dir=tmp_path).ok
+    setup = json.loads((tmp_path / "setup.json").read_text())
+    assert setup["model"] == setup["tokenizer"] == "tiny-bert" and "load" in setup
+    texts = [p.read_text() for p in tmp_path.rglob("*.json")]
+    assert texts and not any(str(models.resolve("tiny-bert").tokenizer_path) in t for t in texts)

@@ -320,3 +320,4 @@ class Engine:
                 "backbone_tensors": saving.BACKBONE_FILE if changed else None,
             },
         )
+        saving.make_portable(out)  # named as the user named the backbone, the task's labels, a load note
