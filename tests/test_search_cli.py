@@ -45,6 +45,7 @@ def test_search_report_and_closing_json(tmp_path):
     assert 1 <= final["pareto_size"] <= 3 and final["hypervolume"] >= 0
     assert 0.3 < final["constant_prediction"] < 0.7  # the held-out slice's majority-class accuracy on RTE
     assert "trial 3/3" in result.stderr and "pareto" in result.stderr
+    assert "hypervolume: " in result.stdout and "elapsed: " in result.stdout  # the one-screen summary
     trials = _trials(url, "demo")
     attrs = trials[0].user_attrs
     for key in ("config", "params", "percent", "fidelity", "metrics", "train_seconds", "cpu_seconds", "worker"):

@@ -141,3 +141,13 @@ def test_an_interrupted_trial_does_not_count(tmp_path, reason):
     study.tell(dead, state=TrialState.FAIL)
     _loop(study, 2, lambda config, number, on_epoch: _result(config)).run()
     assert finished_count(study) == 2 and len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
+
+
+def test_the_summary_gives_the_hypervolume_after_the_random_start(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    create_or_continue("s", storage, RECORD.replace(trials=5, sampler=rec.SamplerSettings("autopeft", startup=2)))
+    study = optuna.load_study(study_name="s", storage=storage, sampler=make_sampler("random", SPACE, DIMS, seed=0))
+    _loop(study, 5, lambda config, number, on_epoch: _result(config)).run()
+    _table, final = summary(study)
+    assert final["startup"] == 2 and final["stopped_early"] == 0
+    assert 0 <= final["hypervolume_after_startup"] <= final["hypervolume"]

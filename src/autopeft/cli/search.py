@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
             on=args.early_stop == "on", min_share=args.early_stop_min_share, quantile=args.early_stop_quantile
         ),
     )
+    started = time.perf_counter()
     try:
-        return _print(run_search(request, options))
+        return _print(run_search(request, options), started)
     except NoSignal as err:
         print(f"autopeft search: {err}", file=sys.stderr)
         return 1
@@ -193,9 +195,19 @@ def _names(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def _print(outcome: SearchOutcome) -> int:
+def _print(outcome: SearchOutcome, started: float | None = None) -> int:
+    """The front as a table, then one screen of what the search reached, then the closing JSON."""
+    summary = outcome.summary
     print(outcome.table)
+    trials = f"{summary['complete']} complete, {summary['failed']} failed, {summary['stopped_early']} stopped early"
+    print(f"trials: {trials}; Pareto front: {summary['pareto_size']} configurations")
+    hv = f"hypervolume: {summary['hypervolume']:.4f} at the end"
+    if summary.get("hypervolume_after_startup") is not None:
+        hv += f", {summary['hypervolume_after_startup']:.4f} after the random start ({summary['startup']} trials)"
+    print(hv)
+    if started is not None:
+        print(f"elapsed: {time.perf_counter() - started:.0f} s")
     if outcome.report is not None:
-        print(f"report: {outcome.report}")
-    print(json.dumps(outcome.summary))
+        print(f"report: {outcome.report} (with pareto.png and hypervolume.png beside it)")
+    print(json.dumps(summary))
     return 0

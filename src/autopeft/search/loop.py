@@ -20,7 +20,13 @@ from autopeft.params import ModelDims, param_count
 from autopeft.search import record as rec
 from autopeft.search.claim import budget_lock
 from autopeft.search.early_stop import EarlyStop, Finished, should_stop
-from autopeft.search.results import completed_rows, format_table, pareto_rows, study_hypervolume
+from autopeft.search.results import (
+    completed_rows,
+    format_table,
+    hypervolume_by_trial,
+    pareto_rows,
+    study_hypervolume,
+)
 from autopeft.search.storage import fail_interrupted_trials, worker_id
 from autopeft.space import PEFTConfig, SearchSpace
 
@@ -231,11 +237,17 @@ def summary(study: optuna.Study) -> tuple[str, dict[str, Any]]:
     failed = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     record = rec.StudyRecord.load(study)
     table = format_table(front, record.metric) if front else "no completed trial yet"
+    startup = record.sampler.startup if record.sampler.name.startswith("autopeft") else None
+    by_trial = hypervolume_by_trial(study, rows)
+    after_startup = by_trial[startup - 1][1] if startup and len(by_trial) >= startup else None
     return table, {
         "study": study.study_name,
         "complete": len(rows),
         "failed": failed,
+        "stopped_early": sum(1 for t in study.get_trials(deepcopy=False) if rec.TRIAL_EARLY_STOPPED in t.user_attrs),
         "pareto_size": len(front),
         "hypervolume": round(study_hypervolume(study, rows), 6),
+        "startup": startup,
+        "hypervolume_after_startup": None if after_startup is None else round(after_startup, 6),
         "constant_prediction": record.constant_prediction,
     }
