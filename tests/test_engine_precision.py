@@ -61,7 +61,7 @@ def test_device_checks_refuse_with_one_line():
     _one_line(err)
     with pytest.raises(UserError, match="unknown precision 'fp8'"):
         devices.check_device("cpu", "fp8")
-    with pytest.raises(UserError, match="unknown device 'gpu0'"):
+    with pytest.raises(UserError, match="--device 'gpu0' is not a device"):
         devices.check_device("gpu0", "fp32")
     devices.check_device("cpu", "fp32", jobs=4, model="tiny-bert")  # no memory estimate off CUDA
     if not torch.cuda.is_available():

@@ -32,7 +32,12 @@ def autopeft(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproc
 
 def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    if url not in _STORAGES:  # one connection pool per server: polling must not exhaust its connections
+        _STORAGES[url] = optuna.storages.RDBStorage(url)
+    return optuna.load_study(study_name=name, storage=_STORAGES[url]).get_trials(deepcopy=False)
+
+
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
 
 
 def test_search_report_and_closing_json(tmp_path):

@@ -13,3 +13,9 @@ gp: botorch's default SingleTaskGP (dimension-scaled log-normal length-scale pri
 BASELINES: tuple[str, ...] = ("random", "tpe", "nsga2", "gp")  # the field's optimisers AutoPEFT must beat
 ABLATIONS: tuple[str, ...] = ("autopeft-params-modelled", "autopeft-plain-gp")  # AutoPEFT less one design choice
 SAMPLERS: tuple[str, ...] = ("autopeft", *BASELINES, *ABLATIONS)
+GLUE_TASKS: tuple[str, ...] = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
+"""In GLUE's order; `autopeft.tasks.glue.TASKS` defines each and checks it covers exactly these."""
+MODES: tuple[str, ...] = (
+    "search",
+    "final",
+)  # search: score a held-out slice of train; final: train on train, score dev

@@ -53,7 +53,7 @@ def add_glue_dir_argument(parser: argparse.ArgumentParser | Any, help: str | Non
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    from autopeft.tasks.glue import TASKS
+    from autopeft.names import GLUE_TASKS as TASKS  # not autopeft.tasks: --help must not load numpy
 
     group = parser.add_argument_group("data")
     group.add_argument("--task", help=f"GLUE task: {', '.join(TASKS)} (with --train-file: a name for reports)")

@@ -24,7 +24,7 @@ from autopeft.cli.options import (
 )
 from autopeft.errors import UserError
 from autopeft.methods import METHODS
-from autopeft.tasks.data import MODES
+from autopeft.names import MODES
 
 HELP = "train a configuration or baseline on a task over seeds and report the mean and std"
 

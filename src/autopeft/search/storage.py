@@ -62,10 +62,12 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.RDBSto
             except OSError as err:
                 raise StudyError(f"cannot create the folder of storage {url}: {err.strerror}") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if url in _SERVER_STORAGES:
+        return _SERVER_STORAGES[url]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
+            storage = RDBStorage(
                 url,
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
@@ -75,11 +77,20 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.RDBSto
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {first_line}") from None
+    if not url.startswith("sqlite"):
+        _SERVER_STORAGES[url] = storage
+    return storage
+
+
+# A database server's storages, one per URL and process: each holds a pool of connections, and a
+# server allows only so many (an SQLite file costs nothing to reopen, and may be replaced between uses).
+_SERVER_STORAGES: dict[str, Any] = {}
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
-        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        # a small pool per process: a server shared by many workers allows only so many connections
+        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True, "pool_size": 3, "max_overflow": 4}
     if url.startswith("sqlite"):
         # Several local processes on one SQLite file: wait for the lock instead of failing.
         return {"connect_args": {"timeout": 60}}

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autopeft.errors import UserError
+from autopeft.names import MODES
 from autopeft.tasks import metrics
 
-MODES = ("search", "final")
 REGRESSION_STRATA = 10  # regression labels are stratified by their deciles
 
 

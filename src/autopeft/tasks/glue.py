@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopeft.names import GLUE_TASKS
 from autopeft.tasks.data import Split, TaskData
 from autopeft.tasks.reading import DataError, read_text, tsv_rows
 
@@ -64,6 +65,8 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in (
     GlueTask("rte",  "RTE",   PAIR,                       "label",        NLI,    "accuracy",         PAIR),
     GlueTask("wnli", "WNLI",  PAIR,                       "label",        BINARY, "accuracy",         PAIR),
 )}
+if tuple(TASKS) != GLUE_TASKS:  # the CLI lists these names without importing this module
+    raise ImportError(f"GLUE tasks {tuple(TASKS)} do not match autopeft.names.GLUE_TASKS {GLUE_TASKS}")
 # fmt: on
 
 
