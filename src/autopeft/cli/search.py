@@ -81,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train these manual methods at the search fidelity for the report, e.g. pfeiffer,lora,full",
     )
     parser.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="start from what a finished search of another task (same model and space, same storage) learnt",
+    )
+    parser.add_argument(
         "--calibrate-minutes",
         type=float,
         default=30.0,
@@ -157,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         trials=args.trials,
         fidelity=fidelity,
         auto_fidelity=auto,
+        warm_start=args.warm_start,
         sampler=SamplerSettings(
             name=args.sampler,
             surrogate=args.surrogate,

@@ -67,6 +67,7 @@ class SearchRequest:
     seed: int = 42  # the sampler's and every trial's training seed
     baselines: tuple[str, ...] = ()  # manual methods also trained at the search fidelity, for the report
     early_stop: EarlyStop = field(default_factory=EarlyStop)
+    warm_start: str | None = None  # a finished search of another task, same model and space, same storage
     auto_fidelity: Calibration | None = None  # choose the fidelity by this probe (`fidelity` is its base)
 
     def __post_init__(self) -> None:

@@ -88,7 +88,19 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         heldout_size=len(fidelity.plan(task, "search").evals[""]),
         calibration=None if probe is None else probe_summary(probe),
     )
-    study = create_or_continue(name, open_storage(options.storage), record)
+    storage = open_storage(options.storage)
+    warm = None
+    if request.warm_start is not None:  # checked before the study exists: a refused warm start creates nothing
+        from autopeft.optim import warm as warm_start
+
+        warm = warm_start.load_warm_start(rec.check_study_name(request.warm_start), storage, record, space, budget)
+    study = create_or_continue(name, storage, record)
+    if warm is not None:
+        from autopeft.optim import warm as warm_start
+
+        enqueued = warm_start.apply(study, warm, space)
+        if enqueued:
+            _log(f"warm start from study {request.warm_start!r}: {enqueued} of its Pareto configurations first")
     if probe is not None and not study.trials:
         _observe_probe(study, record, probe, space, dims)
     return _run_study(study, task, options, request.baselines)
