@@ -131,8 +131,9 @@ def _default_out(name: str) -> Path:
 
 def _warm(args, problem, contenders, runs, settings, out: Path, log) -> None:
     """Warm starts from `--warm-from` against the cold runs just made or loaded; prints a table, writes JSON."""
-    from autopeft.bench.optimizers import WARM_MODES, run_all, run_warm, warm_summary
+    from autopeft.bench.optimizers import run_all
     from autopeft.bench.problems import problem_factory
+    from autopeft.bench.warm import WARM_MODES, run_warm, warm_summary
     from autopeft.errors import UserError
 
     modes = [m.strip() for m in args.warm_modes.split(",") if m.strip()]
