@@ -27,9 +27,10 @@ class NutsOptions:
 
     botorch's defaults (512 warm-up steps, 256 samples, thinning 16, tree depth 6) take minutes
     per fit on two CPU cores at 100 trials; these keep 16 hyperparameter samples, as SAASBO does,
-    from a shorter chain with shallower trees. About half of a fit is JAX compiling numpyro's
-    functions, which it does afresh for every fit (new closures, and a new number of trials); a
-    persistent compilation cache does not help with jaxlib 0.9 on CPU (jax-ml/jax#38445).
+    from a shorter chain with shallower trees. botorch's own fit compiles numpyro's functions afresh
+    for every fit (new closures, and a new number of trials; a persistent compilation cache does not
+    help with jaxlib 0.9 on CPU, jax-ml/jax#38445), so `optim.nuts` pads the data and compiles once
+    per padded size.
     """
 
     warmup_steps: int = 128
@@ -107,7 +108,7 @@ def fit_surrogate(
 
 def _fit_one(train_X: Tensor, train_y: Tensor, kind: str, nuts: NutsOptions, seed: int, map_ensemble: int = 1):
     """train_X: `n x d`; train_y: `n x 1`."""
-    from botorch.fit import fit_fully_bayesian_model_nuts, fit_gpytorch_mll, get_fitted_map_saas_model
+    from botorch.fit import fit_gpytorch_mll, get_fitted_map_saas_model
     from botorch.models import SingleTaskGP
     from botorch.models.fully_bayesian import SaasFullyBayesianSingleTaskGP
     from botorch.models.transforms.outcome import Standardize
@@ -117,16 +118,10 @@ def _fit_one(train_X: Tensor, train_y: Tensor, kind: str, nuts: NutsOptions, see
         # Jitter added to near-singular kernels is expected with duplicate configurations.
         warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
         if kind == "saas":
+            from autopeft.optim.nuts import fit_saas_nuts
+
             model = SaasFullyBayesianSingleTaskGP(train_X, train_y, outcome_transform=Standardize(m=1))
-            fit_fully_bayesian_model_nuts(
-                model,
-                max_tree_depth=nuts.max_tree_depth,
-                warmup_steps=nuts.warmup_steps,
-                num_samples=nuts.num_samples,
-                thinning=nuts.thinning,
-                disable_progbar=True,
-                seed=seed,
-            )
+            fit_saas_nuts(model, nuts, seed)  # botorch's NUTS fit, compiled once per padded size
         elif kind == "saas-map" and map_ensemble > 1:
             from botorch.models.map_saas import EnsembleMapSaasSingleTaskGP
 
