@@ -61,7 +61,7 @@ def _engine(scores_by_config):
         best, stopped = -math.inf, "completed"
         for epoch, score in enumerate(curve, start=1):
             best = max(best, score)
-            if on_epoch(EpochReport(epoch, epoch * 10, score, {"accuracy": score}, 0.5)):
+            if on_epoch(EpochReport(epoch, epoch * 10, score, {"accuracy": score}, 0.5, epoch / len(curve))):
                 stopped = "callback"
                 break
         return TrialResult(

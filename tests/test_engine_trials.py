@@ -160,6 +160,18 @@ def test_max_steps_and_callback_stop_early(engine):
     assert seen[0][2] == stopped.history[0]["accuracy"]
 
 
+def test_evaluations_within_an_epoch_are_evenly_spaced_and_can_stop_it(engine):
+    six_steps = FAST.replace(epochs=2, max_train_samples=96, evals_per_epoch=3)  # 6 steps an epoch
+    reports = []
+    result = engine.run_trial("pfeiffer", six_steps, seed=1, on_epoch=lambda r: reports.append(r) and False)
+    assert [(r.epoch, r.step) for r in reports] == [(1, 2), (1, 4), (1, 6), (2, 8), (2, 10), (2, 12)]
+    assert [r.share for r in reports] == pytest.approx([k / 6 for k in range(1, 7)], abs=1e-6)
+    assert [h["step"] for h in result.history] == [2, 4, 6, 8, 10, 12] and result.stopped == "completed"
+    assert all(r.train_loss > 0 for r in reports)
+    midway = engine.run_trial("pfeiffer", six_steps, seed=1, on_epoch=lambda r: r.share >= 0.5)
+    assert midway.stopped == "callback" and midway.steps == 6 and len(midway.history) == 3
+
+
 def test_best_evaluation_is_reported(engine):
     result = engine.run_trial(ALL, FAST.replace(epochs=3, lr=3e-3), seed=2)
     scores = [h["accuracy"] for h in result.history]

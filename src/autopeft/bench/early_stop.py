@@ -48,10 +48,8 @@ class EarlyStopBench:
     def __post_init__(self) -> None:
         if self.trials < 2 or not self.seeds or not self.tasks:
             raise UserError("bench early-stop needs at least 2 trials, a seed and a task")
-        if self.fidelity.epochs < 2:
-            raise UserError(
-                f"early stopping needs more than one evaluation; the fidelity has epochs={self.fidelity.epochs}"
-            )
+        if self.fidelity.evaluations < 2:
+            raise UserError("early stopping needs more than one evaluation per trial: epochs=2 or evals_per_epoch=2")
         if self.false_stop_sample < 0:
             raise UserError("--false-stop-sample must not be negative")
 

@@ -69,6 +69,7 @@ class Fidelity:
     train_fraction: float | None = field(default=None, metadata={"help": "training subset as a fraction (0, 1]"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "scoring subset size (stratified)"})
     patience: int | None = field(default=None, metadata={"help": "stop after this many evaluations without gain"})
+    evals_per_epoch: int = field(default=1, metadata={"help": "evaluations per epoch, evenly spaced in steps"})
     batch_size: int = field(default=32, metadata={"help": "training batch size"})
     eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
     lr: float | None = field(default=None, metadata={"help": "AdamW learning rate; default by method family"})
@@ -96,8 +97,8 @@ class Fidelity:
                 raise FidelityError(f"fidelity {f.name} must be {kind.__name__}, got {value!r}")
             if kind is float and not math.isfinite(value):
                 raise FidelityError(f"fidelity {f.name} must be finite, got {value!r}")
-        positive = ("epochs", "max_steps", "max_train_samples", "max_eval_samples", "patience", "batch_size",
-                    "eval_batch_size", "max_length", "lr")  # fmt: skip
+        positive = ("epochs", "max_steps", "max_train_samples", "max_eval_samples", "patience", "evals_per_epoch",
+                    "batch_size", "eval_batch_size", "max_length", "lr")  # fmt: skip
         for name in positive:
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -123,6 +124,11 @@ class Fidelity:
     def paper_final(cls, **changes: Any) -> Fidelity:
         """The paper's final-run budget: 20 epochs with early stopping after 10 evaluations without gain."""
         return cls(**{"epochs": 20, "patience": 10, **changes})
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations a trial at this fidelity makes if it runs to its end (at most one per step)."""
+        return self.epochs * self.evals_per_epoch
 
     def replace(self, **changes: Any) -> Fidelity:
         try:

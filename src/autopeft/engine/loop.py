@@ -99,7 +99,8 @@ def train(
     description: str = "",
     on_epoch: Callable[[EpochReport], bool | None] | None = None,
 ) -> Outcome:
-    """Train the parameters of `model` that require grad on `rows` of `data`, scoring after each epoch.
+    """Train the parameters of `model` that require grad on `rows` of `data`, scoring after each epoch
+    (or `fidelity.evals_per_epoch` times in each).
 
     Runs the forward passes under autocast at `fidelity.precision` (fp16 with loss scaling).
     Raises TrialFailed when the loss or the gradient norm stops being finite.
@@ -128,14 +129,43 @@ def train(
     watch = _Watch(lr, SYNC_EVERY.get(device.type, DEVICE_SYNC_EVERY), norms_fatal=scaler is None)
     rng = np.random.default_rng(seed)
     out = Outcome(steps_per_epoch=steps_per_epoch)
+    evaluate_at = eval_points(steps_per_epoch, fidelity.evals_per_epoch)
     since_best = 0
+
+    def evaluate(epoch: int) -> str | None:
+        """Score the model now, keep its state if best, and say why training stops here (None: go on)."""
+        nonlocal since_best
+        watch.check()  # the last steps' losses, before their time is taken and their state scored
+        started = time.perf_counter()
+        headline, scores = score()
+        out.eval_seconds += time.perf_counter() - started
+        model.train()
+        train_loss = float(np.mean(watch.losses)) if watch.losses else math.nan
+        watch.losses = []
+        out.history.append({"epoch": epoch, "step": out.steps, "train_loss": train_loss, **scores})
+        if headline > out.best_headline:
+            out.best_headline, out.best_metrics, out.best_epoch = headline, scores, epoch
+            out.best_state = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
+            since_best = 0
+        else:
+            since_best += 1
+        report = EpochReport(epoch, out.steps, headline, scores, train_loss, share=round(out.steps / total, 6))
+        if on_epoch is not None and on_epoch(report):
+            return "callback"
+        if out.steps >= total and epoch < fidelity.epochs:
+            return "max_steps"
+        if fidelity.patience is not None and since_best >= fidelity.patience:
+            return "patience" if out.steps < total else "completed"
+        return "completed" if out.steps >= total else None
+
     bar = tqdm(total=total, desc=description, disable=not progress, leave=False, dynamic_ncols=True)
     try:
+        stop = None
         for epoch in range(1, fidelity.epochs + 1):
             model.train()
             started = time.perf_counter()
             watch.new_epoch()
-            for batch_rows in train_batches(data.lengths, rows, fidelity.batch_size, rng):
+            for in_epoch, batch_rows in enumerate(train_batches(data.lengths, rows, fidelity.batch_size, rng), start=1):
                 with autocast(device, fidelity.precision):
                     loss = model(**data.batch(batch_rows, device)).loss
                 peak.sample()  # activations are alive now, before backward frees them
@@ -162,34 +192,26 @@ def train(
                 bar.update(1)
                 if out.steps % 10 == 0 and not bar.disable and watch.losses:
                     bar.set_postfix(loss=f"{np.mean(watch.losses[-10:]):.4f}", refresh=False)
-                if out.steps >= total:
-                    break
-            watch.check()  # the epoch's last steps, before its time is taken and its state scored
+                if in_epoch in evaluate_at or out.steps >= total:
+                    watch.check()
+                    out.train_seconds += time.perf_counter() - started
+                    stop = evaluate(epoch)
+                    started = time.perf_counter()
+                    if stop is not None:
+                        break
             out.train_seconds += time.perf_counter() - started
-
-            started = time.perf_counter()
-            headline, scores = score()
-            out.eval_seconds += time.perf_counter() - started
-            train_loss = float(np.mean(watch.losses)) if watch.losses else math.nan
-            out.history.append({"epoch": epoch, "step": out.steps, "train_loss": train_loss, **scores})
-            if headline > out.best_headline:
-                out.best_headline, out.best_metrics, out.best_epoch = headline, scores, epoch
-                out.best_state = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
-                since_best = 0
-            else:
-                since_best += 1
-            if on_epoch is not None and on_epoch(EpochReport(epoch, out.steps, headline, scores, train_loss)):
-                out.stopped = "callback"
-                break
-            if out.steps >= total and epoch < fidelity.epochs:
-                out.stopped = "max_steps"
-                break
-            if fidelity.patience is not None and since_best >= fidelity.patience:
-                out.stopped = "patience" if epoch < fidelity.epochs else "completed"
+            if stop is not None:
+                out.stopped = stop
                 break
     finally:
         bar.close()
     return out
+
+
+def eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """The steps within an epoch after which it is scored: evenly spaced, the last one at its end."""
+    count = min(evals_per_epoch, steps_per_epoch)
+    return {round(k * steps_per_epoch / count) for k in range(1, count + 1)}
 
 
 def restore(model: Any, state: dict[str, torch.Tensor]) -> None:

@@ -23,6 +23,7 @@ class EpochReport:
     headline: float
     metrics: dict[str, float]
     train_loss: float  # mean training loss since the previous evaluation
+    share: float  # share of the trial's optimiser steps done
 
 
 @dataclass

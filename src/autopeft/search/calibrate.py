@@ -261,7 +261,7 @@ def probe_observations(probe: dict[str, Any]) -> list[tuple[str, float, int]]:
     """(configuration JSON, mean score over seeds, params) of the probe's runs at its chosen rung."""
     if probe.get("chosen") is None:
         return []
-    rung = next(r for r in probe["rungs"] if r["fidelity"] == probe["chosen"])
+    rung = next(r for r in probe["rungs"] if _same(r["fidelity"], probe["chosen"]))
     by_config: dict[str, list[dict[str, Any]]] = {}
     for run in rung["runs"]:
         by_config.setdefault(run["config"], []).append(run)
@@ -271,9 +271,18 @@ def probe_observations(probe: dict[str, Any]) -> list[tuple[str, float, int]]:
 def signal_of(probe: dict[str, Any], fidelity: dict[str, Any]) -> bool | None:
     """Whether the probe found signal at `fidelity`; None when it did not measure that fidelity."""
     for rung in probe.get("rungs", []):
-        if rung["fidelity"] == fidelity:
+        if _same(rung["fidelity"], fidelity):
             return bool(rung["has_signal"])
     return None
+
+
+def _same(stored: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
+    """Whether two fidelities as stored are the same (a knob added since a probe was stored takes its default)."""
+    from autopeft.engine.fidelity import Fidelity
+
+    if stored is None or other is None:
+        return stored is other
+    return Fidelity.from_dict(stored) == Fidelity.from_dict(other)
 
 
 def ladder_table(probe: dict[str, Any]) -> list[str]:
@@ -282,7 +291,7 @@ def ladder_table(probe: dict[str, Any]) -> list[str]:
     for r in probe["rungs"]:
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.1f}"
         margin = "n/a" if r["margin"] is None else f"{r['margin']:.1f}"
-        chosen = "yes" if probe["chosen"] == r["fidelity"] else ""
+        chosen = "yes" if _same(probe["chosen"], r["fidelity"]) else ""
         lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s}  {chosen}")
     return lines
 
@@ -295,14 +304,10 @@ def chosen_fidelity(request: Calibration, task: str, log: Callable[[str], None])
 
     name = request.study_name(task)
     probe = load_probe(open_storage(request.storage), name)
-    same = probe is not None and all(
-        probe.get(k) == v
-        for k, v in {
-            "model": request.model,
-            "task": task,
-            "space": request.space,
-            "base": request.base.to_dict(),
-        }.items()
+    same = (
+        probe is not None
+        and all(probe.get(k) == v for k, v in {"model": request.model, "task": task, "space": request.space}.items())
+        and _same(probe.get("base"), request.base.to_dict())
     )
     if same:
         log(f"fidelity: the probe stored in study {name!r}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from autopeft.errors import UserError
 
 MIN_CURVES = 5  # finished curves needed before the quantile is trusted
+EARLY_STOP_EVALS = 4  # evaluations per epoch when a calibrated one-epoch fidelity meets early stopping
 
 
 @dataclass(frozen=True)

@@ -132,10 +132,9 @@ class SearchLoop:
 
     def _on_epoch(self, trial: optuna.Trial, params: int, curve: list[tuple[float, float]]) -> Callable[[Any], bool]:
         """Record each evaluation on the trial (its learning curve) and decide whether to stop it."""
-        epochs = int(self.fidelity.get("epochs") or 1)
 
         def on_epoch(report: Any) -> bool:
-            curve.append((round(report.epoch / epochs, 6), float(report.headline)))
+            curve.append((report.share, float(report.headline)))
             trial.set_user_attr(rec.TRIAL_CURVE, curve)
             if not self.early_stop.on:
                 return False

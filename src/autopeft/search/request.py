@@ -91,10 +91,10 @@ class SearchRequest:
         unknown = [n for n in self.baselines if n not in METHODS]
         if unknown:
             raise UserError(f"unknown baseline {unknown[0]!r}; known: {', '.join(METHODS)}")
-        if self.early_stop.on and self.fidelity.epochs < 2 and self.auto_fidelity is None:
+        if self.early_stop.on and self.fidelity.evaluations < 2 and self.auto_fidelity is None:
             raise UserError(
-                f"early stopping needs more than one evaluation per trial, and the fidelity has epochs="
-                f"{self.fidelity.epochs}; use epochs=2 or more, or --early-stop off"
+                "early stopping needs more than one evaluation per trial, and the fidelity has one; "
+                "use epochs=2 or more, evals_per_epoch=2 or more, or --early-stop off"
             )
 
     def study_name(self, task: str) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from autopeft.errors import UserError
 from autopeft.search import record as rec
 from autopeft.search.calibrate import probe_summary
+from autopeft.search.early_stop import EARLY_STOP_EVALS
 from autopeft.search.request import RunOptions, SearchRequest
 
 if TYPE_CHECKING:
@@ -63,9 +64,10 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
 
         fidelity, probe = chosen_fidelity(request.auto_fidelity, task.name, _log)
         _log(f"fidelity: {fidelity.describe()} (chosen by calibration)")
-        if request.early_stop.on and fidelity.epochs < 2:
-            _log("early stopping: off, the chosen fidelity evaluates each trial once")
-            request = replace(request, early_stop=replace(request.early_stop, on=False))
+        if request.early_stop.on and fidelity.evaluations < 2:
+            # one evaluation at the end leaves the rule nothing to see: score within the epoch instead
+            fidelity = fidelity.replace(evals_per_epoch=EARLY_STOP_EVALS)
+            _log(f"early stopping: {EARLY_STOP_EVALS} evaluations per epoch (evals_per_epoch={EARLY_STOP_EVALS})")
     else:
         _warn_without_signal(request, task.name, options.storage)
     record = rec.StudyRecord(
