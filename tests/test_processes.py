@@ -41,13 +41,21 @@ time.sleep(600)
     deadline = time.time() + 120
     while not (pids.is_file() and pids.read_text()) and time.time() < deadline:
         time.sleep(0.2)
-    workers = [int(p) for p in pids.read_text().split()]
+    time.sleep(5)  # let the pool start the workers of the busy tasks too
+    workers = {int(p) for p in pids.read_text().split()} | _children(parent.pid)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 30
     while time.time() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.5)
     assert workers and not any(_alive(p) for p in workers)
+
+
+def _children(pid: int) -> set[int]:
+    """Every process `pid` started (the workers, whenever the pool spawned them)."""
+    from pathlib import Path
+
+    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()}
 
 
 def _alive(pid: int) -> bool:

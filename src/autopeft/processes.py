@@ -31,20 +31,21 @@ def spawn_pool(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(threads, workers, share_device, initializer, initargs),
+        initargs=(os.getpid(), threads, workers, share_device, initializer, initargs),
     )
 
 
 def _start_worker(
+    parent: int,
     threads: int,
     workers: int,
     share_device: str | None,
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
 ) -> None:
+    _exit_with_parent(parent)  # first: importing torch takes seconds, and the parent may die meanwhile
     import torch
 
-    _exit_with_parent()
     torch.set_num_threads(threads)
     if share_device is not None:
         from autopeft.engine.devices import share_gpu
@@ -54,13 +55,15 @@ def _start_worker(
         initializer(*initargs)
 
 
-def _exit_with_parent(interval: float = 2.0) -> None:
-    """End this worker when the process that spawned it is gone (killed, even by SIGKILL), instead of
-    training on as an orphan that nobody reads: a daemon thread watches the parent's pid."""
+def _exit_with_parent(parent: int, interval: float = 2.0) -> None:
+    """End this worker when the process that spawned it (pid `parent`) is gone (killed, even by SIGKILL),
+    instead of training on as an orphan that nobody reads: a daemon thread watches the parent's pid.
+    The pid comes from the parent itself, so a worker whose parent died before it started ends too."""
     import threading
     import time
 
-    parent = os.getppid()
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:
