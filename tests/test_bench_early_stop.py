@@ -41,3 +41,20 @@ def test_a_single_evaluation_is_refused(glue_dir, tmp_path, capsys):
     argv = ["bench", "early-stop", "--model", "tiny-bert", "--tasks", "rte", "--fidelity", "epochs=1"]
     assert main([*argv, "--storage", f"sqlite:///{tmp_path / 'es.db'}"]) == 2
     assert "needs more than one evaluation" in capsys.readouterr().err and not (tmp_path / "es.db").exists()
+
+
+def test_calibrated_fidelity_from_a_probe_storage(glue_dir, tmp_path, capsys, monkeypatch):
+    """`--fidelity auto`: both modes at the probe's one-epoch choice, the "on" searches scoring within it."""
+    from probes import stored_probe
+
+    monkeypatch.chdir(tmp_path)
+    probes, url = f"sqlite:///{tmp_path / 'probes.db'}", f"sqlite:///{tmp_path / 'es.db'}"
+    chosen = stored_probe(probes, chosen=True, epochs=1)["chosen"]
+    argv = ["bench", "early-stop", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte"]
+    argv += ["--seeds", "0", "--trials", "4", "--sampler", "random", "--storage", url, "--probe-storage", probes]
+    assert main([*argv, "--fidelity", "auto", "--plot", "es.png"]) == 0
+    capsys.readouterr()
+    off, on = (optuna.load_study(study_name=f"early-stop-rte-s0-{m}", storage=url) for m in ("off", "on"))
+    assert off.user_attrs["fidelity"] == chosen and on.user_attrs["fidelity"] == {**chosen, "evals_per_epoch": 4}
+    assert main([*argv, "--fidelity", "auto", "--epochs", "2"]) == 2
+    assert "do not also give --epochs" in capsys.readouterr().err

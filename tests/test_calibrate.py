@@ -17,6 +17,7 @@ from autopeft.search.calibrate import (
     rung_figures,
     signal_of,
 )
+from probes import stored_probe
 
 TINY = ["--model", "tiny-bert", "--configs", "2", "--seeds", "0,1", "--fidelity", "max_eval_samples=48,batch_size=16"]
 
@@ -84,35 +85,9 @@ def test_non_numeric_cap_and_unknown_task(glue_dir, tmp_path, capsys):
     assert "squad" in capsys.readouterr().err and not (tmp_path / "c.db").exists()
 
 
-def _stored_probe(url: str, chosen: bool, epochs: int = 2) -> dict:
-    """A probe for tiny-bert on RTE as `calibrate` stores it, whose second rung has signal (or none)."""
-    from autopeft.engine import Fidelity
-    from autopeft.search.calibrate import CALIBRATION_BASE, store_probe
-    from autopeft.search.storage import open_storage
-    from autopeft.space import PEFTConfig
-
-    base = Fidelity.parse(CALIBRATION_BASE)
-    rungs = []
-    for examples, signal in ((32, False), (64, chosen)):
-        fidelity = base.replace(max_train_samples=examples, epochs=epochs, patience=None).to_dict()
-        runs = [
-            {"config": PEFTConfig.shared([0], serial=s).to_json(), "seed": seed, "score": 0.5 + s / 100, "params": 0}
-            for s in (2, 8)
-            for seed in (0, 1)
-        ]
-        rungs.append({"rung": f"{examples}x{epochs}", "fidelity": fidelity, "seconds_per_trial": 1.0,
-                      "ratio": 5.0 if signal else 0.5, "margin": 4.0, "best": 0.58, "floor": 0.5, "se": 0.02,
-                      "runs": runs, "has_signal": signal})  # fmt: skip
-    probe = {"model": "tiny-bert", "task": "rte", "space": "paper", "metric": "accuracy", "base": base.to_dict(),
-             "min_ratio": 3.0, "min_margin": 3.0, "rungs": rungs, "chosen": rungs[1]["fidelity"] if chosen else None,
-             "seconds": 2.0}  # fmt: skip
-    store_probe(open_storage(url), "probe-rte-tiny-bert-paper", probe)
-    return probe
-
-
 def test_search_fidelity_auto_reuses_a_stored_probe_and_its_runs(glue_dir, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    probe = _stored_probe(url, chosen=True)
+    probe = stored_probe(url, chosen=True)
     argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
     argv += ["--trials", "3", "--sampler", "random", "--study", "s", "--fidelity", "auto", "--artifacts", str(tmp_path)]
     assert main(argv) == 0
@@ -137,7 +112,7 @@ def test_search_fidelity_auto_reuses_a_stored_probe_and_its_runs(glue_dir, tmp_p
 
 def test_early_stopping_at_a_one_epoch_calibrated_fidelity_scores_within_the_epoch(glue_dir, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    probe = _stored_probe(url, chosen=True, epochs=1)
+    probe = stored_probe(url, chosen=True, epochs=1)
     argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
     argv += ["--trials", "3", "--sampler", "random", "--study", "s", "--fidelity", "auto", "--early-stop", "on"]
     assert main([*argv, "--artifacts", str(tmp_path)]) == 0
@@ -151,7 +126,7 @@ def test_early_stopping_at_a_one_epoch_calibrated_fidelity_scores_within_the_epo
 
 def test_search_fidelity_auto_without_signal_exits_1_and_bad_combinations_are_refused(glue_dir, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    _stored_probe(url, chosen=False)
+    stored_probe(url, chosen=False)
     argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
     argv += ["--trials", "3", "--study", "s", "--fidelity", "auto"]
     assert main(argv) == 1
@@ -165,7 +140,7 @@ def test_a_probe_stored_before_a_knob_existed_still_matches(tmp_path):
     from autopeft.engine import Fidelity
     from autopeft.search.calibrate import ladder_table, probe_observations, signal_of
 
-    probe = _stored_probe(f"sqlite:///{tmp_path / 'c.db'}", chosen=True)
+    probe = stored_probe(f"sqlite:///{tmp_path / 'c.db'}", chosen=True)
     for rung in probe["rungs"]:
         del rung["fidelity"]["evals_per_epoch"]  # as the STS-B probe of data/studies/calibration.db stores them
     probe["chosen"] = probe["rungs"][1]["fidelity"]

@@ -2,6 +2,10 @@
 hours, and false stops (stopped trials that, finished at their whole budget, would have reached the
 front at their size).
 
+With `fidelity` None each task's searches run at the fidelity its calibration probe chose (`search
+--fidelity auto`): the "off" searches at it as calibrated, the "on" ones with the evaluations within
+the epoch that early stopping then adds, so the CPU share compares the two commands a user runs.
+
 Every search is an ordinary study (`<name>-<task>-s<seed>-<on|off>`) in one storage, so the bench
 continues where it stopped when it runs again; the finished stopped trials are stored in the bench's
 own study (`<name>`), one attribute each, as they come.
@@ -32,10 +36,11 @@ class EarlyStopBench:
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
     trials: int
-    fidelity: Fidelity
+    fidelity: Fidelity | None  # None: each task's calibrated fidelity (its probe, reused or run)
     rule: EarlyStop  # the settings of the "on" searches
     name: str = "early-stop"
     storage: str | None = None
+    probe_storage: str | None = None  # where the calibration probes are (default: `storage`)
     glue_dir: str | None = None
     sampler: str = "autopeft"
     surrogate: str = "saas-map"
@@ -48,7 +53,7 @@ class EarlyStopBench:
     def __post_init__(self) -> None:
         if self.trials < 2 or not self.seeds or not self.tasks:
             raise UserError("bench early-stop needs at least 2 trials, a seed and a task")
-        if self.fidelity.evaluations < 2:
+        if self.fidelity is not None and self.fidelity.evaluations < 2:
             raise UserError("early stopping needs more than one evaluation per trial: epochs=2 or evals_per_epoch=2")
         if self.false_stop_sample < 0:
             raise UserError("--false-stop-sample must not be negative")
@@ -61,6 +66,8 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
     """Run (or continue) every search, finish a sample of stopped trials, and return the figures."""
     from dataclasses import replace
 
+    from autopeft.engine.fidelity import Fidelity
+    from autopeft.search.calibrate import CALIBRATION_BASE, Calibration
     from autopeft.search.record import SamplerSettings, TaskArgs
     from autopeft.search.request import RunOptions, SearchRequest
     from autopeft.search.run import run_search
@@ -74,11 +81,19 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
             for mode in MODES:
                 name = bench.study_name(task, seed, mode)
                 log(f"search {name}")
+                data = TaskArgs(name=task, glue_dir=bench.glue_dir)
+                auto = None
+                if bench.fidelity is None:
+                    storage_of_probes = bench.probe_storage or bench.storage
+                    base = Fidelity.parse(CALIBRATION_BASE)
+                    auto = Calibration(bench.model, data, base, jobs=bench.jobs, device=bench.device,
+                                       storage=storage_of_probes)  # fmt: skip
                 request = SearchRequest(
                     model=bench.model,
-                    data=TaskArgs(name=task, glue_dir=bench.glue_dir),
+                    data=data,
                     trials=bench.trials,
-                    fidelity=bench.fidelity,
+                    fidelity=bench.fidelity or Fidelity.parse(CALIBRATION_BASE),
+                    auto_fidelity=auto,
                     sampler=SamplerSettings(name=bench.sampler, surrogate=bench.surrogate, startup=bench.startup),
                     study=name,
                     seed=seed,

@@ -14,6 +14,7 @@ from autopeft.cli.options import (
     add_model_argument,
     add_storage_argument,
     fidelity_from_args,
+    is_auto_fidelity,
     parse_seeds,
 )
 from autopeft.names import SAMPLERS, SURROGATES
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default="stsb,mrpc", help="comma-separated GLUE tasks (default stsb,mrpc)")
     parser.add_argument("--seeds", default="0,1", help="search seeds (default 0,1)")
     parser.add_argument("--trials", type=int, default=30, help="trials per search (default 30)")
-    add_fidelity_arguments(parser, EARLY_STOP_FIDELITY + " (use a calibrated one)")
+    add_fidelity_arguments(parser, EARLY_STOP_FIDELITY + "; auto: each task's calibrated fidelity")
+    parser.add_argument("--probe-storage", help="where `autopeft calibrate` stored the probes (default --storage)")
     parser.add_argument("--min-share", type=float, default=EarlyStop.min_share, help="the rule's minimum share")
     parser.add_argument("--quantile", type=float, default=EarlyStop.quantile, help="the rule's quantile")
     parser.add_argument("--sampler", choices=SAMPLERS, default="autopeft")
@@ -49,15 +51,17 @@ def run(args: argparse.Namespace) -> int:
     from autopeft.engine import Fidelity
     from autopeft.search.record import check_study_name
 
+    fidelity = None if is_auto_fidelity(args) else fidelity_from_args(args, Fidelity.parse(EARLY_STOP_FIDELITY))
     bench = EarlyStopBench(
         model=args.model,
         tasks=tuple(named_tasks(args.tasks)),
         seeds=tuple(parse_seeds(args.seeds)),
         trials=args.trials,
-        fidelity=fidelity_from_args(args, Fidelity.parse(EARLY_STOP_FIDELITY)),
+        fidelity=fidelity,
         rule=EarlyStop(on=True, min_share=args.min_share, quantile=args.quantile),
         name=check_study_name(args.name, "--name"),
         storage=args.storage,
+        probe_storage=args.probe_storage,
         glue_dir=args.glue_dir,
         sampler=args.sampler,
         surrogate=args.surrogate,

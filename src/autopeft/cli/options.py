@@ -114,6 +114,16 @@ def fidelity_from_args(args: argparse.Namespace, base: Fidelity) -> Fidelity:
     return fidelity.replace(**changes) if changes else fidelity
 
 
+def is_auto_fidelity(args: argparse.Namespace) -> bool:
+    """Whether `--fidelity auto` was given (calibration chooses); no other fidelity flag may come with it."""
+    if args.fidelity != "auto":
+        return False
+    given = [f"--{d.replace('_', '-')}" for d in FIDELITY_FLAGS if getattr(args, d) is not None]
+    if given:
+        raise UserError(f"--fidelity auto chooses the fidelity; do not also give {', '.join(given)}")
+    return True
+
+
 def fidelity_knobs(text: str | None) -> dict[str, Any]:
     """The knobs a `--fidelity k=v,...` names, parsed and checked (for commands that inherit the rest)."""
     from autopeft.engine.fidelity import Fidelity

@@ -22,6 +22,7 @@ from autopeft.cli.options import (
     add_model_argument,
     add_storage_argument,
     fidelity_from_args,
+    is_auto_fidelity,
     task_args_from,
 )
 from autopeft.errors import UserError
@@ -136,13 +137,9 @@ def run(args: argparse.Namespace) -> int:
     max_params, max_percent = parse_max_params(args.max_params)
     data = task_args_from(args)
     auto = None
-    if args.fidelity == "auto":
-        from autopeft.cli.options import FIDELITY_FLAGS
+    if is_auto_fidelity(args):
         from autopeft.search.calibrate import CALIBRATION_BASE, Calibration
 
-        given = [f"--{d.replace('_', '-')}" for d in FIDELITY_FLAGS if getattr(args, d) is not None]
-        if given:
-            raise UserError(f"--fidelity auto chooses the fidelity; do not also give {', '.join(given)}")
         fidelity = Fidelity.parse(CALIBRATION_BASE)
         auto = Calibration(
             model=args.model,
