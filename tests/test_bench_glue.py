@@ -124,10 +124,12 @@ def test_a_method_named_in_lrs_trains_at_its_own_rate_the_rest_at_their_familys(
 
     lrs = parse_lrs("parallel=1e-4,mam=2e-4")
     bench = Bench(open_storage(f"sqlite:///{tmp_path / 'b.db'}"), "b", {"model": "tiny-bert", "lrs": lrs})
-    assert bench.lr_of("parallel") == 1e-4 and bench.lr_of("mam") == 2e-4
-    assert bench.lr_of("pfeiffer") == bench.lr_of("houlsby") == 1e-3  # parallel's family, "adapter", is unchanged
-    assert bench.lr_of("unipelt") == 1e-3 and bench.lr_of("full") == 5e-5
-    assert bench.lr_of('{"parallel":8,"layers":[0]}') == 1e-3  # a searched configuration: its family's rate
+    assert bench.base_rate("parallel") == 1e-4 and bench.base_rate("mam") == 2e-4
+    assert (
+        bench.base_rate("pfeiffer") == bench.base_rate("houlsby") == 1e-3
+    )  # parallel's family, "adapter", is unchanged
+    assert bench.base_rate("unipelt") == 1e-3 and bench.base_rate("full") == 5e-5
+    assert bench.base_rate('{"parallel":8,"layers":[0]}') == 1e-3  # a searched configuration: its family's rate
     with pytest.raises(UserError, match="--lrs parallel='fast' is not a number"):
         parse_lrs("parallel=fast")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autopeft.bench.glue_table import AUTOPEFT_TASK, AUTOPEFT_TRANSFER
 from autopeft.errors import UserError
 from autopeft.names import SAMPLERS
 from autopeft.search.record import check_study_name
@@ -49,7 +50,8 @@ class SearchPlan:
     surrogate: str = "saas"
     max_params: str = "1%"  # a count or a percentage, as `search --max-params`
     top: int = 1  # Pareto configurations per search trained at the final budget
-    transfer_from: str = "rte"
+    transfer_from: str = "rte"  # or "auto": the searched task whose calibration found the strongest signal
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         from autopeft.search.request import parse_max_params
@@ -61,6 +63,12 @@ class SearchPlan:
         if self.sampler not in SAMPLERS:  # now, not hours later when the first search starts
             raise UserError(f"unknown --sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         parse_max_params(self.max_params)
+        if self.transfer_from == "auto" and self.fidelity != "auto":
+            raise UserError("--transfer-from auto picks the strongest calibrated signal: use --search-fidelity auto")
+
+    @property
+    def calibrated(self) -> bool:
+        return self.fidelity == "auto"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class GlueBench:
     lrs: dict[str, float]
     search: SearchPlan = SearchPlan()
     searching: bool = True  # False: manual rows only
+    rate_grid: tuple[float, ...] | None = None  # factors of each row's family rate, chosen on held-out train
+    probe_storage: str | None = None  # the calibration probes of `--search-fidelity auto` (default: storage)
     name: str | None = None  # the bench study (default glue-<model>)
     storage: str | None = None
     glue_dir: str | None = None
@@ -86,7 +96,7 @@ class GlueBench:
         check_study_name(self.study_name, "--name")
         if self.jobs < 1:
             raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
-        if self.searching and self.search.transfer_from not in self.tasks:
+        if self.searching and self.search.transfer_from not in (*self.tasks, "auto"):
             raise UserError(
                 f"--transfer-from {self.search.transfer_from} is not among the tasks ({', '.join(self.tasks)})"
             )
@@ -159,31 +169,15 @@ def named_methods(text: str) -> list[str]:
 def run_glue_bench(bench_request: GlueBench) -> dict[str, Any]:
     """Train every row not stored yet, run the searches, write the page; the bench's summary."""
     from autopeft.bench.glue_study import Bench
-    from autopeft.engine import Fidelity
     from autopeft.search.request import RunOptions
     from autopeft.search.storage import open_storage
     from autopeft.tasks import load_task
 
     r = bench_request
     plan = r.search
-    search_fidelity = Fidelity.parse(plan.fidelity)
-    if search_fidelity.lr is None:  # every searched configuration trains at the PEFT rate
-        search_fidelity = search_fidelity.replace(lr=r.lrs["mixed"])
-    settings = {
-        "model": r.model,
-        "fidelity": r.fidelity.to_dict(),
-        "lrs": r.lrs,
-        "search": {
-            "trials": plan.trials,
-            "startup": plan.startup,
-            "fidelity": search_fidelity.to_dict(),
-            "sampler": plan.sampler,
-            "surrogate": plan.surrogate,
-            "max_params": plan.max_params,
-            "top": plan.top,
-            "transfer_from": plan.transfer_from,
-        },
-    }
+    settings = {"model": r.model, "fidelity": r.fidelity.to_dict(), "lrs": r.lrs, "search": _search_settings(r)}
+    if r.rate_grid is not None:  # keys of the second edition only where set, so a first-edition bench continues
+        settings["rate_grid"] = list(r.rate_grid)
     data = {t: {"name": t, "glue_dir": r.glue_dir} for t in r.tasks}
     for t in r.tasks:
         load_task(**data[t])  # every task's data is there before anything is stored
@@ -196,21 +190,65 @@ def run_glue_bench(bench_request: GlueBench) -> dict[str, Any]:
         r.out,
         data,
     )
+    bench.probe_storage = r.probe_storage or r.storage
     bench.note_machine(r.jobs)
     bench.train(list(r.methods), list(r.tasks), r.fidelity, r.jobs, r.device)
     if r.searching:
         options = RunOptions(storage=r.storage, device=r.device, jobs=r.jobs)
-        order = [plan.transfer_from] + [t for t in r.tasks if t != plan.transfer_from]
-        for task in order:
-            bench.search(task, options)
-            if task == plan.transfer_from:
-                for k, config in enumerate(bench.chosen(task), start=1):
-                    bench.train([config], list(r.tasks), r.fidelity, r.jobs, r.device, row=_row("autopeft-transfer", k))
+        if plan.transfer_from != "auto":  # the first edition's order: transferred rows as soon as they can run
+            order = [plan.transfer_from] + [t for t in r.tasks if t != plan.transfer_from]
+            for task in order:
+                bench.search(task, options)
+                if task == plan.transfer_from:
+                    _transferred_rows(bench, r, task, AUTOPEFT_TRANSFER, plan.top)
+        else:  # every search first: the source is the one with the strongest calibrated signal
+            for task in r.tasks:
+                bench.search(task, options)
+            source = bench.transfer_source()
+            if source is not None:
+                _transferred_rows(bench, r, source, AUTOPEFT_TRANSFER, plan.top)
+            if source not in (None, "rte") and bench.chosen("rte"):  # the paper's source, kept where it has signal
+                _transferred_rows(bench, r, "rte", f"{AUTOPEFT_TRANSFER}-rte", 1)
         for task in r.tasks:
+            bench.rank_chosen(task, r.fidelity, r.jobs, r.device)
             for k, config in enumerate(bench.chosen(task), start=1):
-                bench.train([config], [task], r.fidelity, r.jobs, r.device, row=_row("autopeft-task", k))
+                bench.train([config], [task], r.fidelity, r.jobs, r.device, row=_row(AUTOPEFT_TASK, k))
     bench.write()
     return bench.summary()
+
+
+def _search_settings(r: GlueBench) -> dict[str, Any]:
+    """The searches' settings as the bench stores them (second-edition keys only where set)."""
+    from autopeft.engine import Fidelity
+
+    plan = r.search
+    if plan.calibrated:
+        fidelity: Any = "auto"
+    else:
+        search_fidelity = Fidelity.parse(plan.fidelity)
+        if search_fidelity.lr is None:  # every searched configuration trains at the PEFT rate
+            search_fidelity = search_fidelity.replace(lr=r.lrs["mixed"])
+        fidelity = search_fidelity.to_dict()
+    settings = {
+        "trials": plan.trials,
+        "startup": plan.startup,
+        "fidelity": fidelity,
+        "sampler": plan.sampler,
+        "surrogate": plan.surrogate,
+        "max_params": plan.max_params,
+        "top": plan.top,
+        "transfer_from": plan.transfer_from,
+    }
+    if plan.early_stop:
+        settings["early_stop"] = True
+    return settings
+
+
+def _transferred_rows(bench: Any, r: GlueBench, source: str, row: str, top: int) -> None:
+    """The best `top` configurations of `source`'s search, each trained on every task."""
+    bench.rank_chosen(source, r.fidelity, r.jobs, r.device)
+    for k, config in enumerate(bench.chosen(source)[:top], start=1):
+        bench.train([config], list(r.tasks), r.fidelity, r.jobs, r.device, row=_row(row, k))
 
 
 def write_page_only(

@@ -79,6 +79,9 @@ class Page:
     lrs: dict[str, float]  # row -> learning rate used
     notes: str | None = None  # hand-written discussion, kept across rewrites of the page
     floors: dict[str, float] = field(default_factory=dict)  # task -> dev score of a constant prediction
+    rates: tuple[str, ...] = ()  # the learning-rate grid's evidence (markdown lines); empty: rates by family
+    no_signal: dict[str, str] = field(default_factory=dict)  # task -> why its search did not run
+    transfer: str | None = None  # where the transferred row comes from and why (`--transfer-from auto`)
 
 
 def write_page(page: Page, path: Path) -> Path:
@@ -108,17 +111,14 @@ def write_page(page: Page, path: Path) -> Path:
         f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
         f" AdamW with {fid.get('warmup_ratio')} warm-up and linear decay; the best of the per-epoch evaluations on the"
         " whole dev set is reported (as the paper, which reports the best dev epoch); the head reads the"
-        f" {'mean of the tokens' if fid.get('pooling') == 'mean' else 'first token'}. Learning rates by method"
-        " family, for this short budget (`--lrs`): "
-        + ", ".join(f"{_title(r)} {lr:g}" for r, lr in page.lrs.items())
-        + ".",
+        f" {'mean of the tokens' if fid.get('pooling') == 'mean' else 'first token'}. " + _rate_words(page),
         f"- AutoPEFT searches: {page.search.get('trials')} trials ({page.search.get('startup')} random, then"
         f" {page.search.get('sampler')} with the {page.search.get('surrogate')} surrogate), budget"
-        f" {page.search.get('max_params')} of the backbone, at the search fidelity"
-        f" {_words(page.search.get('fidelity', {}))}, scored on a held-out 10 % of train (dev is never seen by a"
-        f" search). The best {page.search.get('top')} Pareto configuration(s) by search score are trained as above."
-        f" *Transferred*: from the search on {task_title(str(page.search.get('transfer_from', '')))}, trained on every"
-        " task; *per task*: each task's own search.",
+        f" {page.search.get('max_params')} of the backbone, at {_search_fidelity_words(page.search)},"
+        " scored on a held-out 10 % of train (dev is never seen by a search)."
+        + _choice_words(page)
+        + f" *Transferred*: {page.transfer or 'from the search on ' + task_title(str(page.search['transfer_from']))}"
+        + ", trained on every task; *per task*: each task's own search.",
         "",
         "## Results",
         "",
@@ -157,13 +157,21 @@ def write_page(page: Page, path: Path) -> Path:
             lines.append(f"- {task_title(task)} #{k}: {PEFTConfig.from_json(text).describe()} (`{text}`)")
     if not page.chosen:
         lines.append("- none yet")
+    if page.rates:
+        lines += ["", "## Learning rates", "", _RATE_RULE, "", *page.rates]
     lines += ["", "## Searches: cost and signal", ""]
+    for task, why in page.no_signal.items():
+        lines.append(f"- {task_title(task)}: not searched. {why}")
+    if page.no_signal:
+        lines.append("")
     if not page.search_costs:
         lines.append("No search has run in this bench.")
     else:
+        calibrated = any("fidelity" in cost for cost in page.search_costs.values())
         lines += [
-            "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |"
+            + (" Calibrated fidelity |" if calibrated else ""),
+            "|---|---:|---:|---:|---:|---:|" + ("---|" if calibrated else ""),
         ]
         for task, cost in page.search_costs.items():
             floor, best = (cost.get(k) for k in ("floor", "best"))
@@ -171,6 +179,7 @@ def write_page(page: Page, path: Path) -> Path:
                 f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} |"
                 f" {cost['cpu_seconds'] / 3600:.2f} | {cost['wall_seconds'] / 3600:.2f} |"
                 f" {'–' if floor is None else f'{100 * floor:.1f}'} | {'–' if best is None else f'{100 * best:.1f}'} |"
+                + (f" `{cost.get('fidelity', '–')}` |" if calibrated else "")
             )
         lines += [
             "",
@@ -190,6 +199,41 @@ def write_page(page: Page, path: Path) -> Path:
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return figure
+
+
+_RATE_RULE = (
+    "One rule for every row, full fine-tuning and the AutoPEFT configurations included: on each task, the row"
+    " trains at its family's rate times each factor of the grid, one seed, at the final budget, scored on the"
+    " held-out slice of train (never dev); its final runs use the best (bold). Held-out score x100 by rate:"
+)
+
+
+def _rate_words(page: Page) -> str:
+    if page.rates:
+        return "Learning rates: chosen per row and task on held-out train by one rule (see *Learning rates*)."
+    return (
+        "Learning rates by method family, for this short budget (`--lrs`): "
+        + ", ".join(f"{_title(r)} {lr:g}" for r, lr in page.lrs.items())
+        + "."
+    )
+
+
+def _search_fidelity_words(search: Mapping[str, Any]) -> str:
+    fidelity = search.get("fidelity", {})
+    if fidelity == "auto":
+        stop = ", with early stopping" if search.get("early_stop") else ""
+        return f"the fidelity `autopeft calibrate` chose for each task (below){stop}"
+    return f"the search fidelity {_words(fidelity)}"
+
+
+def _choice_words(page: Page) -> str:
+    top = page.search.get("top")
+    if page.rates:
+        return (
+            f" The best {top} Pareto configuration(s) by search score are trained as above; the table's row is the"
+            " one best on held-out train, the others follow as #2, #3."
+        )
+    return f" The best {top} Pareto configuration(s) by search score are trained as above."
 
 
 def _title(name: str) -> str:

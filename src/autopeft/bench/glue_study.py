@@ -51,6 +51,7 @@ class Bench:
         self.methods: list[str] = []
         self.out = Path("RESULTS.md")
         self.data: dict[str, dict[str, Any]] = {}  # task -> keyword arguments of `load_task`
+        self.probe_storage: str | None = None  # where `--search-fidelity auto` finds (or stores) its probes
         self._floors: dict[str, float] | None = None
 
     # --- state -------------------------------------------------------------------------------
@@ -86,7 +87,27 @@ class Bench:
         return [t for t in TASKS if t in covered], [r for r in self.rows if r in METHODS], sorted(seeds)
 
     def chosen(self, task: str) -> list[str]:
-        return list(self.study.user_attrs.get(f"chosen:{task}", []))
+        """The search's chosen configurations: by search score, or (with a rate grid) by their best held-out
+        score at the final budget, best first."""
+        chosen = list(self.study.user_attrs.get(f"chosen:{task}", []))
+        if "rate_grid" not in self.settings:
+            return chosen
+        from autopeft.bench.glue_rates import evidence
+
+        attrs = self.attrs()
+
+        def heldout(config: str) -> float:
+            scores = evidence(attrs, task, config, self.base_rate(config), self.settings["rate_grid"])
+            return max(scores.values(), default=-float("inf"))
+
+        return sorted(chosen, key=heldout, reverse=True)
+
+    def rank_chosen(self, task: str, fidelity: Any, jobs: int, device: str | None) -> None:
+        """With a rate grid: the grid runs of `task`'s chosen configurations on `task`, which order them."""
+        if "rate_grid" in self.settings and not fidelity.lr:
+            from autopeft.bench.glue_rates import run_grid
+
+            run_grid(self, self.chosen(task), [task], fidelity, jobs, device)
 
     # --- work --------------------------------------------------------------------------------
 
@@ -98,10 +119,14 @@ class Bench:
 
         for item in items:
             self._add_row(row or item, tasks, item)
+        if "rate_grid" in self.settings and not fidelity.lr:
+            from autopeft.bench.glue_rates import run_grid
+
+            run_grid(self, items, tasks, fidelity, jobs, device)
         done = set(self.study.user_attrs)
-        rates = {i: self.lr_of(i) for i in items}
+        rates = {(t, i): self.lr_of(i, t) for t in tasks for i in items}
         todo = [
-            Job(t, i, s, fidelity=fidelity if fidelity.lr else fidelity.replace(lr=rates[i]))
+            Job(t, i, s, fidelity=fidelity if fidelity.lr else fidelity.replace(lr=rates[t, i]))
             for t in tasks
             for i in items
             for s in self.seeds
@@ -136,13 +161,24 @@ class Bench:
             print(f"{label}: {result.metric_name} {result.headline:.4f}", file=sys.stderr, flush=True)
             self.write()
 
-    def lr_of(self, item: str) -> float:
+    def base_rate(self, item: str) -> float:
         """The learning rate of a method (by name) or a configuration (JSON) under the bench's `lrs`."""
         from autopeft.engine import family_of
         from autopeft.engine.workers import decode_item
 
         lrs = self.settings["lrs"]
         return lrs[item] if item in lrs else lrs[family_of(decode_item(item))]
+
+    def lr_of(self, item: str, task: str) -> float:
+        """The rate `item` trains at on `task`: its base rate, or with a rate grid the grid's best on
+        held-out train (the base rate where every grid run failed)."""
+        base = self.base_rate(item)
+        if "rate_grid" not in self.settings:
+            return base
+        from autopeft.bench.glue_rates import chosen_rate, evidence
+
+        best = chosen_rate(evidence(self.attrs(), task, item, base, self.settings["rate_grid"]), base)
+        return base if best is None else best
 
     def _add_row(self, row: str, tasks: list[str], item: str) -> None:
         cells = dict(self.rows.get(row, {}))
@@ -157,6 +193,8 @@ class Bench:
     def search(self, task: str, options: RunOptions) -> None:
         """Run (or continue) the AutoPEFT search on `task`; then fix its `top` Pareto configurations."""
         from autopeft.engine import Fidelity
+        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
+        from autopeft.search.early_stop import EarlyStop
         from autopeft.search.followup import choose_rows
         from autopeft.search.record import SamplerSettings, TaskArgs
         from autopeft.search.request import SearchRequest, parse_max_params
@@ -165,27 +203,65 @@ class Bench:
 
         s = self.settings["search"]
         study_name = self.search_study_name(task)
+        if f"nosignal:{task}" in self.attrs():
+            return
         if _finished_or_zero(study_name, self.storage) < s["trials"]:
             print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
             max_params, max_percent = parse_max_params(s["max_params"])
+            data = TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir"))
+            auto = None
+            if s["fidelity"] == "auto":  # the fidelity its calibration chose (a stored probe, or a new one)
+                base = Fidelity.parse(CALIBRATION_BASE)
+                auto = Calibration(self.settings["model"], data, base, jobs=options.jobs, device=options.device,
+                                   storage=self.probe_storage)  # fmt: skip
             request = SearchRequest(
                 model=self.settings["model"],
-                data=TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir")),
+                data=data,
                 trials=s["trials"],
-                fidelity=Fidelity.from_dict(s["fidelity"]),
+                fidelity=Fidelity.parse(CALIBRATION_BASE) if auto else Fidelity.from_dict(s["fidelity"]),
+                auto_fidelity=auto,
                 sampler=SamplerSettings(name=s["sampler"], surrogate=s["surrogate"], startup=s["startup"]),
                 max_params=max_params,
                 max_percent=max_percent,
                 study=study_name,
                 seed=SEARCH_SEED,
+                early_stop=EarlyStop(on=bool(s.get("early_stop", False))),
             )
-            outcome = run_search(request, options)
+            try:
+                outcome = run_search(request, options)
+            except NoSignal as err:  # reported as such, not searched blind
+                print(f"search on {task}: {err}", file=sys.stderr, flush=True)
+                self.study.set_user_attr(f"nosignal:{task}", str(err))
+                return
             print(outcome.table, file=sys.stderr, flush=True)
         study = load_study(study_name, self.storage)
         if f"chosen:{task}" not in self.study.user_attrs:
             rows = choose_rows(study, s["top"], None)
             best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
             self.study.set_user_attr(f"chosen:{task}", [r.config.to_json() for r in best_first])
+
+    def signal_strengths(self) -> dict[str, float]:
+        """task -> how far its search's calibrated fidelity lifted the best configuration above the floor
+        (the chosen rung's margin, in standard errors); tasks searched at a calibrated fidelity only."""
+        from autopeft.search.calibrate import chosen_margin
+        from autopeft.search.record import StudyRecord
+
+        strengths = {}
+        for task in self.tasks:
+            study = _study_or_none(self.search_study_name(task), self.storage)
+            calibration = StudyRecord.load(study).calibration if study is not None else None
+            margin = chosen_margin(calibration) if calibration else None
+            if margin is not None and self.chosen(task):
+                strengths[task] = margin
+        return strengths
+
+    def transfer_source(self) -> str | None:
+        """The task whose transferred row the table shows: the plan's, or ("auto") the strongest signal."""
+        source = self.settings["search"]["transfer_from"]
+        if source != "auto":
+            return source
+        strengths = self.signal_strengths()
+        return max(strengths, key=strengths.__getitem__) if strengths else None
 
     # --- the page ----------------------------------------------------------------------------
 
@@ -217,76 +293,10 @@ class Bench:
         }
 
     def write(self) -> None:
-        from autopeft.bench.glue_page import Page, write_page
-        from autopeft.bench.glue_table import build_rows
-        from autopeft.tasks.glue import TASKS
-        from autopeft.tasks.metrics import headline_name
+        from autopeft.bench.glue_page import write_page
+        from autopeft.bench.glue_report import page_of
 
-        attrs = self.attrs()
-        runs = [v for k, v in attrs.items() if k.startswith("run:")]
-        results = self.results()
-        lrs = {}
-        for name, by_task in results.items():
-            first = next((r for seeds in by_task.values() for r in seeds.values()), None)
-            if first is not None:
-                lrs[name] = first["lr"]
-        search = self.settings["search"]
-        search_costs = self.search_costs()
-        searching = any(k.startswith("chosen:") for k in attrs) or bool(search_costs)
-        page = Page(
-            model=self.settings["model"],
-            tasks=tuple(self.tasks),
-            seeds=tuple(self.seeds),
-            metric_names={t: headline_name(TASKS[t].metric) for t in self.tasks},
-            fidelity=self.settings["fidelity"],
-            search=search,
-            rows=tuple(build_rows(results, self.tasks)),
-            cells_expected=(len(self.methods) + (2 * search["top"] if searching else 0)) * len(self.tasks),
-            search_costs=search_costs,
-            chosen={t: attrs[f"chosen:{t}"] for t in self.tasks if f"chosen:{t}" in attrs},
-            machines=attrs.get("machines", {}),
-            final_cpu_seconds=sum(r.get("cpu_seconds", 0.0) for r in runs),
-            final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
-            lrs=lrs,
-            notes=notes.read_text(encoding="utf-8") if (notes := self.out.with_suffix(".notes.md")).is_file() else None,
-            floors=self.floors(),
-        )
-        write_page(page, self.out)
-
-    def floors(self) -> dict[str, float]:
-        """task -> dev score of a constant prediction (the majority class); tasks without data here are left out."""
-        if self._floors is None:
-            from autopeft.tasks import load_task
-
-            self._floors = {}
-            for task in self.tasks:
-                try:
-                    data = load_task(**self.data.get(task, {"name": task}))
-                except (UserError, OSError):
-                    continue  # a report written where the GLUE files are not: no floor for this task
-                self._floors[task] = data.constant_prediction_scores()[data.metric_name]
-        return self._floors
-
-    def search_costs(self) -> dict[str, dict[str, Any]]:
-        """task -> its search's study, trials, CPU and wall seconds, and its signal: the held-out floor (a
-        constant prediction's score) and the best trial's score (the tasks searched so far)."""
-        from autopeft.search.loop import finished_count
-        from autopeft.search.record import StudyRecord
-        from autopeft.search.results import completed_rows, search_cost
-
-        costs = {}
-        for task in self.tasks:
-            study = _study_or_none(self.search_study_name(task), self.storage)
-            if study is not None:
-                best = max((r.metric for r in completed_rows(study)), default=None)
-                costs[task] = {
-                    "study": study.study_name,
-                    "trials": finished_count(study),
-                    **search_cost(study),
-                    "floor": StudyRecord.load(study).constant_prediction,
-                    "best": best,
-                }
-        return costs
+        write_page(page_of(self), self.out)
 
 
 def _study_or_none(study_name: str, storage: Any) -> Any:

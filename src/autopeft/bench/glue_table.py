@@ -27,6 +27,7 @@ ROW_TITLES = {
     "mam": "MAM adapter",
     "unipelt": "UniPELT",
     AUTOPEFT_TRANSFER: "AutoPEFT, transferred",
+    f"{AUTOPEFT_TRANSFER}-rte": "AutoPEFT, transferred from RTE",
     AUTOPEFT_TASK: "AutoPEFT, per task",
 }
 

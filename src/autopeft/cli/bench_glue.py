@@ -34,13 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=GLUE_LRS,
         help=f"learning rate by family or by method (parallel=1e-4), unless the fidelity sets lr (default {GLUE_LRS})",
     )
+    parser.add_argument(
+        "--rate-grid",
+        metavar="FACTORS",
+        help="choose each row's rate per task on held-out train among these factors of its --lrs rate (e.g. 0.33,1,3)",
+    )
     search = parser.add_argument_group("AutoPEFT searches")
     search.add_argument(
-        "--transfer-from", default=_PLAN.transfer_from, help="the task whose search is transferred (default rte)"
+        "--transfer-from",
+        default=_PLAN.transfer_from,
+        help="the task whose search is transferred (default rte); auto: the strongest calibrated signal",
     )
     search.add_argument("--search-trials", type=int, default=_PLAN.trials, help="trials per search (default 20)")
     search.add_argument("--search-startup", type=int, default=_PLAN.startup, help="random trials first (default 8)")
-    search.add_argument("--search-fidelity", default=GLUE_SEARCH_FIDELITY, help=f"(default {GLUE_SEARCH_FIDELITY})")
+    search.add_argument(
+        "--search-fidelity",
+        default=GLUE_SEARCH_FIDELITY,
+        help=f"(default {GLUE_SEARCH_FIDELITY}); auto: each task's calibrated fidelity, no search without signal",
+    )
+    search.add_argument("--early-stop", action="store_true", help="stop trials that cannot reach the front")
+    search.add_argument("--probe-storage", help="the calibration probes of --search-fidelity auto (default --storage)")
     search.add_argument("--sampler", default=_PLAN.sampler, help="search sampler (default autopeft)")
     search.add_argument("--surrogate", choices=SURROGATES, default=_PLAN.surrogate)
     search.add_argument("--max-params", default=_PLAN.max_params, help="search budget, a count or %% (default 1%%)")
@@ -74,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         run_glue_bench,
         write_page_only,
     )
+    from autopeft.bench.glue_rates import parse_factors
     from autopeft.engine import Fidelity
 
     if args.report_only:
@@ -109,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
             max_params=args.max_params,
             top=args.top,
             transfer_from=args.transfer_from,
+            early_stop=args.early_stop,
         ),
         searching=not args.no_search,
+        rate_grid=parse_factors(args.rate_grid) if args.rate_grid is not None else None,
+        probe_storage=args.probe_storage,
         name=args.name,
         storage=args.storage,
         glue_dir=args.glue_dir,

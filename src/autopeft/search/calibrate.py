@@ -276,6 +276,14 @@ def signal_of(probe: dict[str, Any], fidelity: dict[str, Any]) -> bool | None:
     return None
 
 
+def chosen_margin(probe: dict[str, Any]) -> float | None:
+    """The margin (SE above the floor) of the probe's chosen rung; None when it chose none."""
+    if probe.get("chosen") is None:
+        return None
+    rung = next((r for r in probe["rungs"] if _same(r["fidelity"], probe["chosen"])), None)
+    return None if rung is None or rung.get("margin") is None else float(rung["margin"])
+
+
 def _same(stored: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
     """Whether two fidelities as stored are the same (a knob added since a probe was stored takes its default)."""
     from autopeft.engine.fidelity import Fidelity

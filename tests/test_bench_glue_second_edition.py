@@ -1,0 +1,73 @@
+"""`autopeft bench glue` in its second-edition mode on a tiny model: rates chosen on held-out train by one
+rule, searches at each task's calibrated fidelity with early stopping (none where calibration found no
+signal), configurations ordered by held-out score, the transfer source chosen by signal."""
+
+from __future__ import annotations
+
+import optuna
+
+from autopeft.bench.glue_rates import chosen_rate, evidence, grid
+from autopeft.cli import main
+from probes import stored_probe
+
+TINY = "epochs=1,max_train_samples=32,max_eval_samples=24,batch_size=16"
+
+
+def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url, probes = f"sqlite:///{tmp_path / 'bench.db'}", f"sqlite:///{tmp_path / 'probes.db'}"
+    stored_probe(probes, chosen=True, epochs=1, task="rte")
+    stored_probe(probes, chosen=False, task="cola")
+    argv = ["bench", "glue", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte,cola"]
+    argv += ["--methods", "lora", "--seeds", "0", "--fidelity", TINY, "--rate-grid", "0.5,1"]
+    argv += ["--search-trials", "4", "--search-startup", "2", "--surrogate", "saas-map", "--top", "2"]
+    argv += ["--search-fidelity", "auto", "--early-stop", "--transfer-from", "auto", "--probe-storage", probes]
+    argv += ["--storage", url, "--name", "g2", "--out", str(tmp_path / "RESULTS.md")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    attrs = optuna.load_study(study_name="g2", storage=url).user_attrs
+
+    # one rule for every row: each rate of the grid on held-out train, the final runs at the best
+    for task in ("rte", "cola"):
+        scores = evidence(attrs, task, "lora", 1e-3, (0.5, 1.0))
+        assert set(scores) == set(grid(1e-3, (0.5, 1.0))) == {5e-4, 1e-3}
+        assert attrs[f"run:{task}:0:lora"]["lr"] == chosen_rate(scores, 1e-3)
+
+    # RTE searched at its calibrated one-epoch fidelity, scored four times an epoch for early stopping
+    search = optuna.load_study(study_name="g2-search-rte", storage=url)
+    assert search.user_attrs["fidelity"]["evals_per_epoch"] == 4 and search.user_attrs["early_stop"]["on"]
+    # CoLA's calibration found no signal: reported, not searched
+    assert "no rung" in attrs["nosignal:cola"] and "chosen:cola" not in attrs
+    assert "g2-search-cola" not in [s.study_name for s in optuna.get_all_study_summaries(url)]
+
+    # the chosen configurations in order of their best held-out score; rows from RTE, the only signal
+    chosen = attrs["chosen:rte"]
+    best = {c: max(evidence(attrs, "rte", c, 1e-3, (0.5, 1.0)).values()) for c in chosen}
+    ranked = sorted(chosen, key=best.__getitem__, reverse=True)
+    assert attrs["rows"]["autopeft-transfer"] == {"rte": ranked[0], "cola": ranked[0]}
+    assert attrs["rows"]["autopeft-task"] == {"rte": ranked[0]} and attrs["rows"]["autopeft-task#2"] == {
+        "rte": ranked[1]
+    }
+    assert all(f"rate:cola:{ranked[0]}:{r:g}" in attrs for r in (5e-4, 1e-3))  # its rate chosen on CoLA too
+
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "## Learning rates" in text and "**" in text.split("## Learning rates")[1].split("##")[0]
+    assert "- CoLA: not searched." in text and "the fidelity `autopeft calibrate` chose for each task" in text
+    assert "from RTE, the search whose calibrated fidelity had the strongest signal" in text
+    assert "| Calibrated fidelity |" in text and "evals_per_epoch=4" in text
+
+    before = {k: v for k, v in attrs.items() if k != "machines"}
+    assert main(argv) == 0  # all done: nothing runs again
+    after = optuna.load_study(study_name="g2", storage=url).user_attrs
+    assert {k: v for k, v in after.items() if k != "machines"} == before
+
+
+def test_transfer_auto_needs_calibrated_searches_and_bad_grids_are_refused(glue_dir, tmp_path, capsys):
+    argv = ["bench", "glue", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte"]
+    argv += ["--storage", f"sqlite:///{tmp_path / 'b.db'}", "--out", str(tmp_path / "R.md")]
+    assert main([*argv, "--transfer-from", "auto"]) == 2
+    assert "use --search-fidelity auto" in capsys.readouterr().err
+    for bad in ("0.5,2", "1,-1", "fast"):
+        assert main([*argv, "--rate-grid", bad]) == 2
+        assert "--rate-grid" in capsys.readouterr().err
+    assert not (tmp_path / "b.db").exists() and not (tmp_path / "R.md").exists()
