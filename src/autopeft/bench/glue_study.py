@@ -190,55 +190,68 @@ class Bench:
             self.rows[row] = cells
             self.study.set_user_attr("rows", self.rows)
 
+    def random_study_name(self, task: str) -> str:
+        return f"{self.name}-random-{task}"
+
     def search(self, task: str, options: RunOptions) -> None:
-        """Run (or continue) the AutoPEFT search on `task`; then fix its `top` Pareto configurations."""
-        from autopeft.engine import Fidelity
-        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
-        from autopeft.search.early_stop import EarlyStop
+        """Run (or continue) the AutoPEFT search on `task` (and the random search beside it, where the bench
+        runs those); then fix its `top` Pareto configurations."""
         from autopeft.search.followup import choose_rows
-        from autopeft.search.record import SamplerSettings, TaskArgs
-        from autopeft.search.request import SearchRequest, parse_max_params
-        from autopeft.search.run import run_search
         from autopeft.search.storage import load_study
 
         s = self.settings["search"]
-        study_name = self.search_study_name(task)
-        if f"nosignal:{task}" in self.attrs():
+        if f"nosignal:{task}" in self.attrs() or not self._search(task, options, s["sampler"]):
             return
-        if _finished_or_zero(study_name, self.storage) < s["trials"]:
-            print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
-            max_params, max_percent = parse_max_params(s["max_params"])
-            data = TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir"))
-            auto = None
-            if s["fidelity"] == "auto":  # the fidelity its calibration chose (a stored probe, or a new one)
-                base = Fidelity.parse(CALIBRATION_BASE)
-                auto = Calibration(self.settings["model"], data, base, jobs=options.jobs, device=options.device,
-                                   storage=self.probe_storage)  # fmt: skip
-            request = SearchRequest(
-                model=self.settings["model"],
-                data=data,
-                trials=s["trials"],
-                fidelity=Fidelity.parse(CALIBRATION_BASE) if auto else Fidelity.from_dict(s["fidelity"]),
-                auto_fidelity=auto,
-                sampler=SamplerSettings(name=s["sampler"], surrogate=s["surrogate"], startup=s["startup"]),
-                max_params=max_params,
-                max_percent=max_percent,
-                study=study_name,
-                seed=SEARCH_SEED,
-                early_stop=EarlyStop(on=bool(s.get("early_stop", False))),
-            )
-            try:
-                outcome = run_search(request, options)
-            except NoSignal as err:  # reported as such, not searched blind
-                print(f"search on {task}: {err}", file=sys.stderr, flush=True)
-                self.study.set_user_attr(f"nosignal:{task}", str(err))
-                return
-            print(outcome.table, file=sys.stderr, flush=True)
-        study = load_study(study_name, self.storage)
+        if s.get("random"):
+            self._search(task, options, "random")
+        study = load_study(self.search_study_name(task), self.storage)
         if f"chosen:{task}" not in self.study.user_attrs:
             rows = choose_rows(study, s["top"], None)
             best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
             self.study.set_user_attr(f"chosen:{task}", [r.config.to_json() for r in best_first])
+
+    def _search(self, task: str, options: RunOptions, sampler: str) -> bool:
+        """One search of the plan with `sampler`, run or continued; False when calibration found no signal."""
+        from autopeft.engine import Fidelity
+        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
+        from autopeft.search.early_stop import EarlyStop
+        from autopeft.search.record import SamplerSettings, TaskArgs
+        from autopeft.search.request import SearchRequest, parse_max_params
+        from autopeft.search.run import run_search
+
+        s = self.settings["search"]
+        study_name = self.random_study_name(task) if sampler == "random" else self.search_study_name(task)
+        if _finished_or_zero(study_name, self.storage) >= s["trials"]:
+            return True
+        print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
+        max_params, max_percent = parse_max_params(s["max_params"])
+        data = TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir"))
+        auto = None
+        if s["fidelity"] == "auto":  # the fidelity its calibration chose (a stored probe, or a new one)
+            base = Fidelity.parse(CALIBRATION_BASE)
+            auto = Calibration(self.settings["model"], data, base, jobs=options.jobs, device=options.device,
+                               storage=self.probe_storage)  # fmt: skip
+        request = SearchRequest(
+            model=self.settings["model"],
+            data=data,
+            trials=s["trials"],
+            fidelity=Fidelity.parse(CALIBRATION_BASE) if auto else Fidelity.from_dict(s["fidelity"]),
+            auto_fidelity=auto,
+            sampler=SamplerSettings(name=sampler, surrogate=s["surrogate"], startup=s["startup"]),
+            max_params=max_params,
+            max_percent=max_percent,
+            study=study_name,
+            seed=SEARCH_SEED,
+            early_stop=EarlyStop(on=bool(s.get("early_stop", False))),
+        )
+        try:
+            outcome = run_search(request, options)
+        except NoSignal as err:  # reported as such, not searched blind
+            print(f"search on {task}: {err}", file=sys.stderr, flush=True)
+            self.study.set_user_attr(f"nosignal:{task}", str(err))
+            return False
+        print(outcome.table, file=sys.stderr, flush=True)
+        return True
 
     def signal_strengths(self) -> dict[str, float]:
         """task -> how far its search's calibrated fidelity lifted the best configuration above the floor

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"(default {GLUE_SEARCH_FIDELITY}); auto: each task's calibrated fidelity, no search without signal",
     )
     search.add_argument("--early-stop", action="store_true", help="stop trials that cannot reach the front")
+    search.add_argument(
+        "--random-searches", action="store_true", help="also a random search of as many trials on each task"
+    )
     search.add_argument("--probe-storage", help="the calibration probes of --search-fidelity auto (default --storage)")
     search.add_argument("--sampler", default=_PLAN.sampler, help="search sampler (default autopeft)")
     search.add_argument("--surrogate", choices=SURROGATES, default=_PLAN.surrogate)
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             top=args.top,
             transfer_from=args.transfer_from,
             early_stop=args.early_stop,
+            random=args.random_searches,
         ),
         searching=not args.no_search,
         rate_grid=parse_factors(args.rate_grid) if args.rate_grid is not None else None,
