@@ -50,10 +50,13 @@ def test_calibrated_fidelity_from_a_probe_storage(glue_dir, tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     probes, url = f"sqlite:///{tmp_path / 'probes.db'}", f"sqlite:///{tmp_path / 'es.db'}"
     chosen = stored_probe(probes, chosen=True, epochs=1)["chosen"]
-    argv = ["bench", "early-stop", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte"]
+    stored_probe(probes, chosen=False, task="cola")
+    argv = ["bench", "early-stop", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte,cola"]
     argv += ["--seeds", "0", "--trials", "4", "--sampler", "random", "--storage", url, "--probe-storage", probes]
     assert main([*argv, "--fidelity", "auto", "--plot", "es.png"]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "cola   not searched: no rung" in out and json.loads(out.splitlines()[-1])["cola"]["no_signal"]
+    assert (tmp_path / "es.png").is_file()  # RTE's panel
     off, on = (optuna.load_study(study_name=f"early-stop-rte-s0-{m}", storage=url) for m in ("off", "on"))
     assert off.user_attrs["fidelity"] == chosen and on.user_attrs["fidelity"] == {**chosen, "evals_per_epoch": 4}
     assert main([*argv, "--fidelity", "auto", "--epochs", "2"]) == 2

@@ -67,7 +67,7 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
     from dataclasses import replace
 
     from autopeft.engine.fidelity import Fidelity
-    from autopeft.search.calibrate import CALIBRATION_BASE, Calibration
+    from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
     from autopeft.search.record import SamplerSettings, TaskArgs
     from autopeft.search.request import RunOptions, SearchRequest
     from autopeft.search.run import run_search
@@ -76,7 +76,10 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
     options = RunOptions(storage=bench.storage, device=bench.device, jobs=bench.jobs)
     storage = open_storage(bench.storage)
     figures: dict[str, Any] = {}
+    without_signal: dict[str, str] = {}
     for task in bench.tasks:
+        if task in without_signal:
+            continue
         for seed in bench.seeds:
             for mode in MODES:
                 name = bench.study_name(task, seed, mode)
@@ -99,9 +102,16 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
                     seed=seed,
                     early_stop=replace(bench.rule, on=mode == "on"),
                 )
-                run_search(request, options)
+                try:
+                    run_search(request, options)
+                except NoSignal as err:  # its calibration found no signal: nothing to compare there
+                    log(f"{task}: not searched: {err}")
+                    without_signal[task] = str(err)
+                    break
+            if task in without_signal:
+                break
             figures.setdefault(task, {})[seed] = _pair(bench, storage, task, seed, log)
-    return summarise(figures)
+    return summarise(figures) | {task: {"no_signal": why} for task, why in without_signal.items()}
 
 
 def _pair(bench: EarlyStopBench, storage: Any, task: str, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -206,6 +216,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary = {task: row for task, row in summary.items() if "curves" in row}
+    if not summary:
+        return
     fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
     for ax, (task, row) in zip(axes[0], summary.items(), strict=True):
         for k, curves in enumerate(row["curves"].values()):

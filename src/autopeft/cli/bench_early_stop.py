@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         f"{'false stops':>12s}"
     )
     for task, row in summary.items():
+        if "no_signal" in row:
+            print(f"{task:6s} not searched: {row['no_signal']}")
+            continue
         off, on = row["off"], row["on"]
         share = "n/a" if row["cpu_share"] is None else f"{100 * row['cpu_share']:.0f}%"
         print(
