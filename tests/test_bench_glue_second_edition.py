@@ -20,7 +20,7 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     stored_probe(probes, chosen=False, task="cola")
     argv = ["bench", "glue", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--tasks", "rte,cola"]
     argv += ["--methods", "lora", "--seeds", "0", "--fidelity", TINY, "--rate-grid", "0.5,1"]
-    argv += ["--search-trials", "4", "--search-startup", "2", "--surrogate", "saas-map", "--top", "2"]
+    argv += ["--search-trials", "4", "--sampler", "random", "--top", "2"]
     argv += ["--search-fidelity", "auto", "--early-stop", "--transfer-from", "auto", "--probe-storage", probes]
     argv += ["--random-searches"]
     argv += ["--storage", url, "--name", "g2", "--out", str(tmp_path / "RESULTS.md")]

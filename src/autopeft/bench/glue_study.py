@@ -200,18 +200,21 @@ class Bench:
         from autopeft.search.storage import load_study
 
         s = self.settings["search"]
-        if f"nosignal:{task}" in self.attrs() or not self._search(task, options, s["sampler"]):
+        if f"nosignal:{task}" in self.attrs():
+            return
+        if not self._search(task, options, s["sampler"], self.search_study_name(task)):
             return
         if s.get("random"):
-            self._search(task, options, "random")
+            self._search(task, options, "random", self.random_study_name(task))
         study = load_study(self.search_study_name(task), self.storage)
         if f"chosen:{task}" not in self.study.user_attrs:
             rows = choose_rows(study, s["top"], None)
             best_first = sorted(rows, key=lambda r: (-r.metric, r.params))
             self.study.set_user_attr(f"chosen:{task}", [r.config.to_json() for r in best_first])
 
-    def _search(self, task: str, options: RunOptions, sampler: str) -> bool:
-        """One search of the plan with `sampler`, run or continued; False when calibration found no signal."""
+    def _search(self, task: str, options: RunOptions, sampler: str, study_name: str) -> bool:
+        """One search of the plan with `sampler` in `study_name`, run or continued; False when calibration
+        found no signal."""
         from autopeft.engine import Fidelity
         from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
         from autopeft.search.early_stop import EarlyStop
@@ -220,7 +223,6 @@ class Bench:
         from autopeft.search.run import run_search
 
         s = self.settings["search"]
-        study_name = self.random_study_name(task) if sampler == "random" else self.search_study_name(task)
         if _finished_or_zero(study_name, self.storage) >= s["trials"]:
             return True
         print(f"search on {task}: {study_name}", file=sys.stderr, flush=True)
