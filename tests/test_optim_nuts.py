@@ -47,7 +47,7 @@ def test_padding_adds_only_a_constant_to_the_log_density():
 
 def test_fits_in_one_padded_size_share_one_compiled_sampler():
     torch.manual_seed(0)
-    options = NutsOptions(warmup_steps=16, num_samples=16, thinning=4, max_tree_depth=3)
+    options = NutsOptions(warmup_steps=8, num_samples=8, thinning=4, max_tree_depth=2)
     before = len(padded._samplers)
     for n in (9, 12):
         X = torch.rand(n, 2, dtype=torch.float64)
