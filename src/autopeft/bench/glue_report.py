@@ -78,14 +78,14 @@ def floors(bench: Bench) -> dict[str, float]:
 def search_costs(bench: Bench) -> dict[str, dict[str, Any]]:
     """task -> its search's study, trials, CPU and wall seconds, and its signal: the held-out floor (a
     constant prediction's score) and the best trial's score (the tasks searched so far)."""
-    from autopeft.bench.glue_study import _study_or_none
+    from autopeft.bench.glue_study import study_or_none
     from autopeft.search.loop import finished_count
     from autopeft.search.record import StudyRecord
     from autopeft.search.results import completed_rows, search_cost
 
     costs = {}
     for task in bench.tasks:
-        study = _study_or_none(bench.search_study_name(task), bench.storage)
+        study = study_or_none(bench.search_study_name(task), bench.storage)
         if study is not None:
             best = max((r.metric for r in completed_rows(study)), default=None)
             record = StudyRecord.load(study)
@@ -122,13 +122,13 @@ def _fronts(bench: Bench, results: dict[str, Any]) -> tuple[str, ...]:
 def _hv_lines(bench: Bench) -> tuple[str, ...]:
     """The searches' hypervolume against trials, with the random searches beside them where they ran."""
     from autopeft.bench.glue_fronts import hv_table
-    from autopeft.bench.glue_study import _study_or_none
+    from autopeft.bench.glue_study import study_or_none
 
     searches, randoms = {}, {}
     for task in bench.tasks:
-        if (study := _study_or_none(bench.search_study_name(task), bench.storage)) is not None:
+        if (study := study_or_none(bench.search_study_name(task), bench.storage)) is not None:
             searches[task] = study
-        if (study := _study_or_none(bench.random_study_name(task), bench.storage)) is not None:
+        if (study := study_or_none(bench.random_study_name(task), bench.storage)) is not None:
             randoms[task] = study
     return tuple(hv_table(searches, randoms, bench.settings["search"]["trials"])) if searches else ()
 

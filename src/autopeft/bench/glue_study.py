@@ -263,7 +263,7 @@ class Bench:
 
         strengths = {}
         for task in self.tasks:
-            study = _study_or_none(self.search_study_name(task), self.storage)
+            study = study_or_none(self.search_study_name(task), self.storage)
             calibration = StudyRecord.load(study).calibration if study is not None else None
             margin = chosen_margin(calibration) if calibration else None
             if margin is not None and self.chosen(task):
@@ -314,7 +314,7 @@ class Bench:
         write_page(page_of(self), self.out)
 
 
-def _study_or_none(study_name: str, storage: Any) -> Any:
+def study_or_none(study_name: str, storage: Any) -> Any:
     """The study, or None where it was never created (a search not started yet)."""
     import optuna
 
@@ -327,7 +327,7 @@ def _study_or_none(study_name: str, storage: Any) -> Any:
 def _finished_or_zero(study_name: str, storage: Any) -> int:
     from autopeft.search.loop import finished_count
 
-    study = _study_or_none(study_name, storage)
+    study = study_or_none(study_name, storage)
     return 0 if study is None else finished_count(study)
 
 
