@@ -41,3 +41,17 @@ def test_bench_glue_report_only_reproduces_the_committed_page(glue_dir, tmp_path
     assert main([*argv, "--out", str(out)]) == 0
     assert out.read_bytes() == (REPO / "RESULTS.md").read_bytes()
     assert (tmp_path / "RESULTS.png").read_bytes() == (REPO / "RESULTS.png").read_bytes()
+
+
+def test_the_first_edition_kept_in_docs_is_the_page_the_study_writes(glue_dir, tmp_path):
+    copy = tmp_path / "glue.db"
+    shutil.copy(DB, copy)
+    shutil.copy(REPO / "RESULTS.notes.md", tmp_path / "RESULTS.notes.md")
+    out = tmp_path / "RESULTS.md"
+    argv = ["bench", "glue", "--report-only", "--storage", f"sqlite:///{copy}", "--glue-dir", str(glue_dir)]
+    assert main([*argv, "--out", str(out)]) == 0
+    # docs/results-v1.md: the page with a note under its title and its links made relative to docs/
+    body = out.read_text().split("\n", 1)[1].replace("](RESULTS.png)", "](figures/results-v1.png)")
+    kept = (REPO / "docs" / "results-v1.md").read_text()
+    assert kept.endswith(body.replace("](docs/", "]("))
+    assert (REPO / "docs" / "figures" / "results-v1.png").read_bytes() == (tmp_path / "RESULTS.png").read_bytes()
