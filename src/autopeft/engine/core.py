@@ -29,6 +29,7 @@ from autopeft.errors import UserError
 from autopeft.methods import Method, get_method
 from autopeft.params import ParamCount, param_count
 from autopeft.peft.build import HEAD_NAME, PEFTHandle, attach_config, attach_method, detach, eject_prefixes
+from autopeft.peft.heads import start_head_at
 from autopeft.space import PEFTConfig
 from autopeft.tasks import Plan, TaskData, View
 
@@ -183,6 +184,8 @@ class Engine:
                 handle = attach_method(self.model, item, self.dims, self.task.num_labels, fidelity.pooling)
             else:
                 handle = attach_config(self.model, item, self.dims, self.task.num_labels, fidelity.pooling)
+            if fidelity.head_start == "prior":
+                start_head_at(self.model, HEAD_NAME, self.task.prior_outputs(plan))
             self.model.to(self.device)
             if handle.regime != "adapters":
                 saved_backbone = {

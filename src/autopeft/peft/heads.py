@@ -10,6 +10,7 @@ once `register_heads(model)` has been called on the loading model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,6 +43,16 @@ class MeanPoolClassificationHead(ClassificationHead):
 def register_heads(model: Any) -> None:
     """Make `model` able to add and load the heads of this module (call before `load_head`)."""
     model.register_custom_head(MEAN_POOL_HEAD, MeanPoolClassificationHead)
+
+
+def start_head_at(model: Any, name: str, outputs: Sequence[float]) -> None:
+    """Set the bias of head `name`'s last linear layer to `outputs`: with its small initial weights,
+    the fresh head then predicts about `outputs` for every input."""
+    last = [m for m in model.heads[name].modules() if isinstance(m, torch.nn.Linear)][-1]
+    if last.bias is None or last.bias.shape[0] != len(outputs):
+        raise ValueError(f"head {name!r} has {last.out_features} outputs, got {len(outputs)} to start at")
+    with torch.no_grad():
+        last.bias.copy_(torch.as_tensor(outputs, dtype=last.bias.dtype))
 
 
 def add_head(model: Any, name: str, num_labels: int, pooling: str = "cls") -> None:

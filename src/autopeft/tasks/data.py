@@ -142,6 +142,15 @@ class TaskData:
             constant = classes[np.argmax(counts)]
         return self.score(np.full(len(references), constant, dtype=references.dtype), references)
 
+    def prior_outputs(self, plan: Plan) -> np.ndarray:
+        """Head outputs that make the constant prediction of `plan`'s training examples: their mean score
+        (regression), or their classes' log frequencies, add-one smoothed so that an absent class stays finite."""
+        labels = np.asarray(self.split(plan.train.split).labels)[plan.train.indices]
+        if self.is_regression:
+            return np.array([labels.mean()], dtype=np.float32)
+        counts = np.bincount(labels.astype(int), minlength=self.num_labels) + 1.0
+        return np.log(counts / counts.sum()).astype(np.float32)
+
     def plan(
         self,
         mode: str,
