@@ -285,7 +285,8 @@ def chosen_margin(probe: dict[str, Any]) -> float | None:
 
 
 def _same(stored: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
-    """Whether two fidelities as stored are the same (a knob added since a probe was stored takes its default)."""
+    """Whether two fidelities as stored are the same (a knob added since a probe was stored takes the value
+    its trials trained with: `Fidelity.from_dict`)."""
     from autopeft.engine.fidelity import Fidelity
 
     if stored is None or other is None:
