@@ -58,6 +58,10 @@ def test_calibrated_fidelity_from_a_probe_storage(glue_dir, tmp_path, capsys, mo
     assert "cola   not searched: no rung" in out and json.loads(out.splitlines()[-1])["cola"]["no_signal"]
     assert (tmp_path / "es.png").is_file()  # RTE's panel
     off, on = (optuna.load_study(study_name=f"early-stop-rte-s0-{m}", storage=url) for m in ("off", "on"))
-    assert off.user_attrs["fidelity"] == chosen and on.user_attrs["fidelity"] == {**chosen, "evals_per_epoch": 4}
+    assert off.user_attrs["fidelity"] == chosen and on.user_attrs["fidelity"] == {
+        **chosen,
+        "evals_per_epoch": 4,
+        "interim_eval_fraction": 0.25,
+    }
     assert main([*argv, "--fidelity", "auto", "--epochs", "2"]) == 2
     assert "do not also give --epochs" in capsys.readouterr().err

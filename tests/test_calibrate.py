@@ -118,7 +118,7 @@ def test_early_stopping_at_a_one_epoch_calibrated_fidelity_scores_within_the_epo
     assert main([*argv, "--artifacts", str(tmp_path)]) == 0
     assert "4 evaluations per epoch" in capsys.readouterr().err
     study = optuna.load_study(study_name="s", storage=url)
-    assert study.user_attrs["fidelity"] == {**probe["chosen"], "evals_per_epoch": 4}
+    assert study.user_attrs["fidelity"] == {**probe["chosen"], "evals_per_epoch": 4, "interim_eval_fraction": 0.25}
     trials = study.get_trials(deepcopy=False)
     assert [t.user_attrs.get("from_probe", False) for t in trials] == [True, True, False]
     assert len(trials[2].user_attrs["curve"]) == 4  # four evaluations in its one epoch

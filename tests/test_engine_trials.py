@@ -172,6 +172,34 @@ def test_evaluations_within_an_epoch_are_evenly_spaced_and_can_stop_it(engine):
     assert midway.stopped == "callback" and midway.steps == 6 and len(midway.history) == 3
 
 
+def test_evaluations_within_an_epoch_may_score_a_cheap_part_of_the_set(engine, monkeypatch):
+    from autopeft.engine import loop
+
+    scored: list[int] = []
+    real = loop.logits
+    monkeypatch.setattr(
+        loop,
+        "logits",
+        lambda model, data, rows, *a, **k: (scored.append(len(rows)), real(model, data, rows, *a, **k))[1],
+    )
+    fidelity = FAST.replace(epochs=2, max_train_samples=96, evals_per_epoch=3, interim_eval_fraction=0.25)
+    plan = fidelity.plan(engine.task, "search")
+    assert plan.interim is not None and len(plan.interim) == round(len(plan.evals[""]) * 0.25)
+    assert set(plan.interim.indices) <= set(plan.evals[""].indices)
+    assert FAST.plan(engine.task, "search").interim is None  # by default every evaluation scores the whole set
+    result = engine.run_trial("pfeiffer", fidelity, seed=1)
+    full, part = len(plan.evals[""]), len(plan.interim)
+    assert scored == [part, part, full, part, part, full]  # the epochs' ends in full
+    assert [h.get("interim", False) for h in result.history] == [True, True, False] * 2
+    full_scores = [h["accuracy"] for h in result.history if not h.get("interim")]
+    assert result.headline == max(full_scores)  # checkpoints never beat a full evaluation
+    # stopped at a checkpoint before any full evaluation: its best checkpoint stands
+    scored.clear()
+    stopped = engine.run_trial("pfeiffer", fidelity, seed=1, on_epoch=lambda r: r.step == 4)
+    assert stopped.stopped == "callback" and scored == [part, part]
+    assert stopped.headline == max(h["accuracy"] for h in stopped.history)
+
+
 def test_best_evaluation_is_reported(engine):
     result = engine.run_trial(ALL, FAST.replace(epochs=3, lr=3e-3), seed=2)
     scores = [h["accuracy"] for h in result.history]

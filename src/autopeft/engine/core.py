@@ -252,21 +252,27 @@ class Engine:
         train_data = self.encoded(plan.train.split, fidelity.max_length)
         main = plan.evals[""]
         main_data = self.encoded(main.split, fidelity.max_length)
-        references = main_data.labels[main.indices]
         precision = fidelity.precision
 
-        def score() -> tuple[float, dict[str, float]]:
-            values = loop.logits(self.model, main_data, main.indices, fidelity.eval_batch_size, self.device, precision)
-            _check_finite(values, main.split)
-            metrics = self.task.score(loop.to_predictions(values, regression), references)
-            return metrics[self.task.metric_name], metrics
+        def scorer(view: View) -> loop.Scorer:
+            references = main_data.labels[view.indices]
+
+            def score() -> tuple[float, dict[str, float]]:
+                values = loop.logits(
+                    self.model, main_data, view.indices, fidelity.eval_batch_size, self.device, precision
+                )
+                _check_finite(values, view.split)
+                metrics = self.task.score(loop.to_predictions(values, regression), references)
+                return metrics[self.task.metric_name], metrics
+
+            return score
 
         description = f"{self.task.name} {item.name if isinstance(item, Method) else item.describe()}"
         outcome = loop.train(
             self.model,
             train_data,
             plan.train.indices,
-            score,
+            scorer(main),
             fidelity,
             lr,
             seed,
@@ -275,6 +281,7 @@ class Engine:
             progress=self.progress,
             description=description[:60],
             on_epoch=on_epoch,
+            interim_score=scorer(plan.interim) if plan.interim is not None else None,
         )
         loop.restore(self.model, outcome.best_state)
         metrics = dict(outcome.best_metrics)

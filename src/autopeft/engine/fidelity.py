@@ -78,6 +78,9 @@ class Fidelity:
     max_eval_samples: int | None = field(default=None, metadata={"help": "scoring subset size (stratified)"})
     patience: int | None = field(default=None, metadata={"help": "stop after this many evaluations without gain"})
     evals_per_epoch: int = field(default=1, metadata={"help": "evaluations per epoch, evenly spaced in steps"})
+    interim_eval_fraction: float | None = field(
+        default=None, metadata={"help": "evaluations within an epoch score this share of the scoring set"}
+    )
     batch_size: int = field(default=32, metadata={"help": "training batch size"})
     eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
     lr: float | None = field(default=None, metadata={"help": "AdamW learning rate; default by method family"})
@@ -112,10 +115,10 @@ class Fidelity:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise FidelityError(f"fidelity {name} must be positive, got {value}")
-        for name in ("train_fraction", "heldout_fraction"):
+        for name in ("train_fraction", "interim_eval_fraction", "heldout_fraction"):
             value = getattr(self, name)
-            if value is not None and not 0 < value <= (1 if name == "train_fraction" else 0.5):
-                upper = "1" if name == "train_fraction" else "0.5"
+            upper = 0.5 if name == "heldout_fraction" else 1
+            if value is not None and not 0 < value <= upper:
                 raise FidelityError(f"fidelity {name} must be in (0, {upper}], got {value}")
         if self.max_train_samples is not None and self.train_fraction is not None:
             raise FidelityError("give max_train_samples or train_fraction, not both")
@@ -159,6 +162,7 @@ class Fidelity:
             max_train_samples=self.max_train_samples,
             train_fraction=self.train_fraction,
             max_eval_samples=self.max_eval_samples,
+            interim_fraction=self.interim_eval_fraction,
         )
 
     @classmethod

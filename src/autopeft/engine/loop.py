@@ -98,9 +98,14 @@ def train(
     progress: bool = False,
     description: str = "",
     on_epoch: Callable[[EpochReport], bool | None] | None = None,
+    interim_score: Scorer | None = None,
 ) -> Outcome:
     """Train the parameters of `model` that require grad on `rows` of `data`, scoring after each epoch
     (or `fidelity.evals_per_epoch` times in each).
+
+    With `interim_score`, evaluations before an epoch's end use it (a cheap part of the scoring set,
+    `Plan.interim`); they are checkpoints for `on_epoch`, and stand as the best only until the first
+    full evaluation (a trial stopped before any keeps its best checkpoint).
 
     Runs the forward passes under autocast at `fidelity.precision` (fp16 with loss scaling).
     Raises TrialFailed when the loss or the gradient norm stops being finite.
@@ -131,24 +136,30 @@ def train(
     out = Outcome(steps_per_epoch=steps_per_epoch)
     evaluate_at = eval_points(steps_per_epoch, fidelity.evals_per_epoch)
     since_best = 0
+    scored_in_full = False
 
-    def evaluate(epoch: int) -> str | None:
+    def evaluate(epoch: int, interim: bool) -> str | None:
         """Score the model now, keep its state if best, and say why training stops here (None: go on)."""
-        nonlocal since_best
+        nonlocal since_best, scored_in_full
         watch.check()  # the last steps' losses, before their time is taken and their state scored
         started = time.perf_counter()
-        headline, scores = score()
+        headline, scores = (interim_score if interim and interim_score is not None else score)()
         out.eval_seconds += time.perf_counter() - started
         model.train()
         train_loss = float(np.mean(watch.losses)) if watch.losses else math.nan
         watch.losses = []
-        out.history.append({"epoch": epoch, "step": out.steps, "train_loss": train_loss, **scores})
-        if headline > out.best_headline:
+        entry = {"epoch": epoch, "step": out.steps, "train_loss": train_loss, **scores}
+        out.history.append(entry | {"interim": True} if interim else entry)
+        # a checkpoint's score (on another set) competes only with checkpoints, until the first full one
+        if interim:
+            better = not scored_in_full and headline > out.best_headline
+        else:
+            better = not scored_in_full or headline > out.best_headline
+            since_best = 0 if better else since_best + 1
+            scored_in_full = True
+        if better:
             out.best_headline, out.best_metrics, out.best_epoch = headline, scores, epoch
             out.best_state = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
-            since_best = 0
-        else:
-            since_best += 1
         report = EpochReport(epoch, out.steps, headline, scores, train_loss, share=round(out.steps / total, 6))
         if on_epoch is not None and on_epoch(report):
             return "callback"
@@ -195,7 +206,8 @@ def train(
                 if in_epoch in evaluate_at or out.steps >= total:
                     watch.check()
                     out.train_seconds += time.perf_counter() - started
-                    stop = evaluate(epoch)
+                    interim = interim_score is not None and in_epoch < steps_per_epoch and out.steps < total
+                    stop = evaluate(epoch, interim)
                     started = time.perf_counter()
                     if stop is not None:
                         break

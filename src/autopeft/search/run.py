@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from autopeft.errors import UserError
 from autopeft.search import record as rec
 from autopeft.search.calibrate import probe_summary
-from autopeft.search.early_stop import EARLY_STOP_EVALS
+from autopeft.search.early_stop import EARLY_STOP_EVALS, INTERIM_EVAL_FRACTION
 from autopeft.search.request import RunOptions, SearchRequest
 
 if TYPE_CHECKING:
@@ -66,8 +66,12 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         _log(f"fidelity: {fidelity.describe()} (chosen by calibration)")
         if request.early_stop.on and fidelity.evaluations < 2:
             # one evaluation at the end leaves the rule nothing to see: score within the epoch instead
-            fidelity = fidelity.replace(evals_per_epoch=EARLY_STOP_EVALS)
-            _log(f"early stopping: {EARLY_STOP_EVALS} evaluations per epoch (evals_per_epoch={EARLY_STOP_EVALS})")
+            fidelity = fidelity.replace(evals_per_epoch=EARLY_STOP_EVALS, interim_eval_fraction=INTERIM_EVAL_FRACTION)
+            _log(
+                f"early stopping: {EARLY_STOP_EVALS} evaluations per epoch, those within it on "
+                f"{INTERIM_EVAL_FRACTION:.0%} of the scoring set"
+                f" (evals_per_epoch={EARLY_STOP_EVALS},interim_eval_fraction={INTERIM_EVAL_FRACTION:g})"
+            )
     else:
         _warn_without_signal(request, task.name, options.storage)
     record = rec.StudyRecord(

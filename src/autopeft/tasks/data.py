@@ -75,6 +75,9 @@ class Plan:
     mode: str
     train: View
     evals: dict[str, View]
+    # A stratified part of the headline view for evaluations within an epoch (checkpoints that early
+    # stopping reads, which a one-epoch trial would otherwise pay in full scoring passes); None: all of it.
+    interim: View | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class TaskData:
         max_train_samples: int | None = None,
         train_fraction: float | None = None,
         max_eval_samples: int | None = None,
+        interim_fraction: float | None = None,
     ) -> Plan:
         """The protocol's training and scoring views for `mode` (see the module docstring).
 
@@ -171,7 +175,7 @@ class TaskData:
         n = len(self.train)
         everything = np.arange(n)
         # one independent stream per purpose: held-out slice, training subset, scoring subset
-        held_rng, train_rng, eval_rng = (np.random.default_rng([split_seed, k]) for k in range(3))
+        held_rng, train_rng, eval_rng, interim_rng = (np.random.default_rng([split_seed, k]) for k in range(4))
         train_strata = _strata(self.train, self.is_regression)
         if mode == "search":
             size = max(1, round(n * heldout_fraction))  # a tiny set still gets a scoring example
@@ -196,7 +200,13 @@ class TaskData:
                 strata = _strata(self.split(view.split), self.is_regression)
                 capped[suffix] = View(view.split, stratified_sample(strata, view.indices, max_eval_samples, eval_rng))
             evals = capped
-        return Plan(mode, train, evals)
+        interim = None
+        if interim_fraction is not None:
+            view = evals[""]
+            strata = _strata(self.split(view.split), self.is_regression)
+            size = max(1, round(len(view) * interim_fraction))
+            interim = View(view.split, stratified_sample(strata, view.indices, size, interim_rng))
+        return Plan(mode, train, evals, interim)
 
 
 def _strata(split: Split, regression: bool) -> np.ndarray:
