@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autopeft.errors import UserError
-
 if TYPE_CHECKING:
     from autopeft.bench.glue_page import Page
     from autopeft.bench.glue_study import Bench
@@ -51,28 +49,13 @@ def page_of(bench: Bench) -> Page:
         final_wall_seconds=sum(r.get("wall_seconds", 0.0) for r in runs),
         lrs=lrs,
         notes=notes.read_text(encoding="utf-8") if (notes := out.with_suffix(".notes.md")).is_file() else None,
-        floors=floors(bench),
+        floors=bench.floors(),
         rates=_rates(bench, results),
         no_signal={t: attrs[f"nosignal:{t}"] for t in bench.tasks if f"nosignal:{t}" in attrs},
         transfer=_transfer(bench) if search["transfer_from"] == "auto" else None,
         fronts=_fronts(bench, results),
         hv_lines=_hv_lines(bench) if "rate_grid" in bench.settings else (),
     )
-
-
-def floors(bench: Bench) -> dict[str, float]:
-    """task -> dev score of a constant prediction (the majority class); tasks without data here are left out."""
-    from autopeft.tasks import load_task
-
-    if bench._floors is None:  # once per bench: the page is rewritten after every run
-        bench._floors = {}
-        for task in bench.tasks:
-            try:
-                data = load_task(**bench.data.get(task, {"name": task}))
-            except (UserError, OSError):
-                continue  # a report written where the GLUE files are not: no floor for this task
-            bench._floors[task] = data.constant_prediction_scores()[data.metric_name]
-    return bench._floors
 
 
 def search_costs(bench: Bench) -> dict[str, dict[str, Any]]:

@@ -66,6 +66,20 @@ class Bench:
     def attrs(self) -> dict[str, Any]:
         return self.study.user_attrs  # read from the storage on every call
 
+    def floors(self) -> dict[str, float]:
+        """task -> dev score of a constant prediction (the majority class); tasks without data here are left out."""
+        from autopeft.tasks import load_task
+
+        if self._floors is None:  # once per bench: the page is rewritten after every run
+            self._floors = {}
+            for task in self.tasks:
+                try:
+                    data = load_task(**self.data.get(task, {"name": task}))
+                except (UserError, OSError):
+                    continue  # a report written where the GLUE files are not: no floor for this task
+                self._floors[task] = data.constant_prediction_scores()[data.metric_name]
+        return self._floors
+
     def note_machine(self, jobs: int) -> None:
         import torch
 
