@@ -23,7 +23,7 @@ MIN_CURVES = 5  # finished curves needed before the quantile is trusted
 # A calibrated one-epoch fidelity meets early stopping: it is scored 4 times in the epoch, the first 3
 # times on a quarter of the scoring set. Full scoring passes cost too much there: at STS-B's 1000x1
 # a pass over the held-out slice (575 examples) took a third of the training's time, and with four
-# of them the searches with early stopping used 17 % more CPU than those without (docs/BENCHMARKS.md).
+# of them the search with early stopping used 17 % more CPU than the one without (seed 0; docs/BENCHMARKS.md).
 EARLY_STOP_EVALS = 4
 INTERIM_EVAL_FRACTION = 0.25
 

@@ -174,7 +174,7 @@ class TaskData:
             raise UserError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         n = len(self.train)
         everything = np.arange(n)
-        # one independent stream per purpose: held-out slice, training subset, scoring subset
+        # one independent stream per purpose: held-out slice, training subset, scoring subset, checkpoints' part
         held_rng, train_rng, eval_rng, interim_rng = (np.random.default_rng([split_seed, k]) for k in range(4))
         train_strata = _strata(self.train, self.is_regression)
         if mode == "search":
@@ -195,18 +195,16 @@ class TaskData:
             size = min(size, max_train_samples)
         train = View(self.train.name, stratified_sample(train_strata, pool, size, train_rng))
         if max_eval_samples is not None:
-            capped = {}
-            for suffix, view in evals.items():
-                strata = _strata(self.split(view.split), self.is_regression)
-                capped[suffix] = View(view.split, stratified_sample(strata, view.indices, max_eval_samples, eval_rng))
-            evals = capped
+            evals = {suffix: self._sample(view, max_eval_samples, eval_rng) for suffix, view in evals.items()}
         interim = None
         if interim_fraction is not None:
-            view = evals[""]
-            strata = _strata(self.split(view.split), self.is_regression)
-            size = max(1, round(len(view) * interim_fraction))
-            interim = View(view.split, stratified_sample(strata, view.indices, size, interim_rng))
+            interim = self._sample(evals[""], max(1, round(len(evals[""]) * interim_fraction)), interim_rng)
         return Plan(mode, train, evals, interim)
+
+    def _sample(self, view: View, size: int, rng: np.random.Generator) -> View:
+        """A stratified sample of `size` of `view`'s rows (all of them when it has no more)."""
+        strata = _strata(self.split(view.split), self.is_regression)
+        return View(view.split, stratified_sample(strata, view.indices, size, rng))
 
 
 def _strata(split: Split, regression: bool) -> np.ndarray:
