@@ -61,23 +61,33 @@ class ModuleKind:
     choices: Callable[[int], tuple[int, ...]]  # hidden size -> allowed non-zero sizes, ascending
     params_per_layer: Callable[[int, int], int]  # (hidden size, size) -> parameters added to one layer
     paper: bool  # in the paper's space; the extended space has every kind
-    lr_scale: float = 1.0  # its parameters train at the trial's learning rate times this (see `bench modules`)
 
 
 MODULE_KINDS: dict[str, ModuleKind] = {
     k.name: k
     for k in (
         ModuleKind("serial", "serial adapter", "adapter", size_choices, bottleneck_params, paper=True),
-        # adapters' parallel adapter scales its output by 4 and prefix-tuning trains through an MLP: at the
-        # rate serial adapters and LoRA need (1e-3 at the search budget) both diverge or stall; a third of
-        # it is their best rate on held-out train (`bench modules --lrs`, docs/BENCHMARKS.md)
-        ModuleKind(
-            "parallel", "parallel adapter", "adapter", size_choices, bottleneck_params, paper=True, lr_scale=0.3
-        ),
-        ModuleKind("prefix", "prefix", "prefix", size_choices, prefix_params, paper=True, lr_scale=0.3),
+        ModuleKind("parallel", "parallel adapter", "adapter", size_choices, bottleneck_params, paper=True),
+        ModuleKind("prefix", "prefix", "prefix", size_choices, prefix_params, paper=True),
         ModuleKind("lora", "LoRA rank", "lora", lora_ranks, lora_params, paper=False),
     )
 }
 """Every module kind, in the fixed order used everywhere (vectors, tables, JSON)."""
 
 MODULES: tuple[str, ...] = tuple(MODULE_KINDS)
+
+MODULE_RATES: dict[str, dict[str, float]] = {
+    "parallel-damped": {"parallel": 0.3},
+    "damped": {"parallel": 0.3, "prefix": 0.3},
+    "equal": {},
+}
+"""How a trial's learning rate is shared among the module kinds (the fidelity knob `module_rates`):
+kind -> factor on the trial's rate (absent: 1; the head always trains at the rate itself).
+
+"parallel-damped" is the default, from held-out train (`bench modules`, docs/BENCHMARKS.md) with
+the head at the constant prediction: adapters' parallel adapter scales its output by 4, and at the
+rate serial adapters and LoRA need it collapses on one seed of three at h/2, while a third of that
+rate is steady at every size; prefix-tuning learns best and most steadily at the shared rate (a
+third of it stalls, three times it collapses). The others are how earlier studies trained, kept so
+that those read, resume and retrain as they ran: "damped" (prefix-tuning at a third too, its best
+while the head started from zero) and "equal" (one rate for all, before per-kind rates)."""

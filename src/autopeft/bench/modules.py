@@ -4,7 +4,7 @@ configurations, on a few tasks with a few seeds, scored on the search's held-out
 A run "at the floor" scores no better than a constant prediction (the training subset's majority
 class; for regression its mean, correlation 0) on that slice: it learnt nothing. The bench prints,
 per module kind, the share of runs at the floor and mean ± std, and, over a grid of learning rates
-(`lrs`), which rate each kind learns best at: the evidence behind `ModuleKind.lr_scale`.
+(`lrs`), which rate each kind learns best at: the evidence behind the fidelity's `module_rates`.
 
 Resumable: every finished run is a row of a CSV (`out`), skipped when the bench runs again.
 """

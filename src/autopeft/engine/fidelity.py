@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.methods import Method
-from autopeft.modules import MODULE_KINDS
+from autopeft.modules import MODULE_KINDS, MODULE_RATES
 from autopeft.space import PEFTConfig
 
 if TYPE_CHECKING:
@@ -56,8 +56,16 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # (about 2.7 on STS-B) with a large loss through every module; a parallel adapter at h/2 on STS-B
 # then ended at 0.33 correlation on one seed of three, and 0.73 starting from the prior.
 HEAD_STARTS = ("prior", "zero")
-# Stored before `head_start` existed: those trials trained from zero, and their fidelity says so.
-LEGACY_DEFAULTS = {"head_start": "zero"}
+
+
+def legacy_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """What a stored fidelity that lacks a later knob trained with, so that it reads as it ran.
+
+    Before `head_start` every head started from zero. Before `module_rates` the module kinds trained
+    "damped" if the study is younger than per-kind rates, which came just before `evals_per_epoch`,
+    and "equal" (one rate for all) if it is older.
+    """
+    return {"head_start": "zero", "module_rates": "damped" if "evals_per_epoch" in stored else "equal"}
 
 
 class FidelityError(UserError):
@@ -93,6 +101,9 @@ class Fidelity:
     pooling: str = field(default="cls", metadata={"help": "what the head reads: cls (first token) or mean"})
     precision: str = field(default="fp32", metadata={"help": "forward arithmetic: fp32, or autocast to bf16 or fp16"})
     head_start: str = field(default="prior", metadata={"help": "head outputs start at the constant prediction or zero"})
+    module_rates: str = field(
+        default="parallel-damped", metadata={"help": "parallel-damped: parallel adapters at 0.3 x lr, others at lr"}
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -128,6 +139,10 @@ class Fidelity:
             raise FidelityError(f"fidelity precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.head_start not in HEAD_STARTS:
             raise FidelityError(f"fidelity head_start must be one of {', '.join(HEAD_STARTS)}, got {self.head_start!r}")
+        if self.module_rates not in MODULE_RATES:
+            raise FidelityError(
+                f"fidelity module_rates must be one of {', '.join(MODULE_RATES)}, got {self.module_rates!r}"
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise FidelityError(f"fidelity warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("weight_decay", "max_grad_norm", "split_seed"):
@@ -170,7 +185,7 @@ class Fidelity:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise FidelityError(f"unknown fidelity {unknown[0]!r}; known: {', '.join(cls.knobs())}")
-        return cls(**(LEGACY_DEFAULTS | data))
+        return cls(**(legacy_defaults(data) | data))
 
     @classmethod
     def knobs(cls) -> tuple[str, ...]:

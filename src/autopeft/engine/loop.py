@@ -121,10 +121,10 @@ def train(
     total = fidelity.epochs * steps_per_epoch
     if fidelity.max_steps is not None:
         total = min(total, fidelity.max_steps)
-    # one parameter group per learning rate: each module kind trains at `lr` times its kind's scale
+    # one parameter group per learning rate: each module kind trains at `lr` times its share (`module_rates`)
     groups: dict[float, list[torch.nn.Parameter]] = {}
     for name, param in zip(names, params, strict=True):
-        groups.setdefault(lr * lr_scale_of(name), []).append(param)
+        groups.setdefault(lr * lr_scale_of(name, fidelity.module_rates), []).append(param)
     optimizer = torch.optim.AdamW(
         [{"params": group, "lr": rate} for rate, group in groups.items()], lr=lr, weight_decay=fidelity.weight_decay
     )

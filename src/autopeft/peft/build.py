@@ -25,7 +25,7 @@ from adapters import (
 from adapters.composition import Stack
 
 from autopeft.methods import Method
-from autopeft.modules import MODULE_KINDS
+from autopeft.modules import MODULE_KINDS, MODULE_RATES
 from autopeft.params import ModelDims
 from autopeft.peft.ffn_branch import enable_ffn_branches
 from autopeft.peft.heads import add_head
@@ -89,10 +89,11 @@ def module_kind_of(param_name: str) -> str | None:
     return None
 
 
-def lr_scale_of(param_name: str) -> float:
-    """The factor on a trial's learning rate for this parameter (`ModuleKind.lr_scale`; 1 for the head)."""
+def lr_scale_of(param_name: str, module_rates: str) -> float:
+    """The factor on a trial's learning rate for this parameter under the fidelity's `module_rates`
+    (`autopeft.modules.MODULE_RATES`; 1 for the head)."""
     kind = module_kind_of(param_name)
-    return MODULE_KINDS[kind].lr_scale if kind else 1.0
+    return MODULE_RATES[module_rates].get(kind, 1.0) if kind else 1.0
 
 
 def adapter_configs(config: PEFTConfig, dims: ModelDims) -> dict[str, Any]:
