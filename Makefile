@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The main job: a real AutoPEFT search (SAAS GP by NUTS + qLogNEHVI) on MiniLM and GLUE STS-B at the
-# fidelity `autopeft calibrate` chose for it (1000 training examples x 2 epochs: ratio 3.7, margin 42.1
+# fidelity `autopeft calibrate` chose for it (1000 training examples x 1 epoch: ratio 3.4, margin 20.3
 # SE; docs/BENCHMARKS.md), two trials at once on the two cores, then its report. Run again, it continues.
-DEMO_FIDELITY ?= epochs=2,max_train_samples=1000,batch_size=16,lr=1e-3,pooling=mean
-DEMO_TRIALS ?= 12
+DEMO_FIDELITY ?= epochs=1,max_train_samples=1000,batch_size=16,lr=1e-3,pooling=mean
+DEMO_TRIALS ?= 14
 demo: install
 	$(VENV)/bin/autopeft search --model minilm --task stsb --trials $(DEMO_TRIALS) --sampler autopeft --startup 6 \
 		--fidelity $(DEMO_FIDELITY) --jobs 2 --study demo --report reports/demo
