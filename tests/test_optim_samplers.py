@@ -121,6 +121,25 @@ def test_autopeft_gives_parallel_workers_distinct_suggestions():
     assert len(set(configs)) == 3 and not set(configs) & done
 
 
+def test_autopeft_proposes_again_when_another_worker_took_its_configuration_meanwhile(monkeypatch):
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler("autopeft"))
+    _run(study, STARTUP + 1)
+    proposals: list[PEFTConfig] = []
+    real = AutoPEFTSampler._propose
+
+    def racing(self, study, trial):
+        config = real(self, study, trial)
+        if not proposals:  # another worker, fitting on the same study, stores the same configuration first
+            study.enqueue_trial(params_from_config(SPACE, config))
+        proposals.append(config)
+        return config
+
+    monkeypatch.setattr(AutoPEFTSampler, "_propose", racing)
+    trial = study.ask(optuna_distributions(SPACE))
+    assert len(proposals) == 2 and proposals[1] != proposals[0]
+    assert config_from_params(SPACE, trial.params) == proposals[1]
+
+
 def test_autopeft_ignores_failed_trials_and_does_not_repeat_them():
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler("autopeft"))
     distributions = optuna_distributions(SPACE)

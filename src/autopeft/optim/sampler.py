@@ -190,8 +190,19 @@ class AutoPEFTSampler(FullSpaceSampler):
     # --- suggestions --------------------------------------------------------------------------
 
     def suggest(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
-        """The configuration for `trial`: random during the start, then Bayesian optimisation."""
+        """The configuration for `trial`: random during the start, then Bayesian optimisation.
+
+        A model-based suggestion takes seconds, and another worker may take the same configuration
+        meanwhile (both saw the same study): if it did, propose again from the study as it is now,
+        where that configuration is pending. (`make demo` with two workers once spent a trial so.)
+        """
         _check_directions(study)
+        config = self._propose(study, trial)
+        if config in History.of(study, self.space, trial).seen:
+            config = self._propose(study, trial)
+        return config
+
+    def _propose(self, study: Study, trial: FrozenTrial) -> PEFTConfig:
         history = History.of(study, self.space, trial)
         rng = trial_rng(self.options.seed, trial.number)
         taken = history.seen | set(history.pending)
