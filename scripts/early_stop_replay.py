@@ -1,48 +1,64 @@
-"""Replay early stopping on fine learning curves (scripts/early_stop_curves.py output, e.g. data/benchmarks/early-stop/curves-stsb-1000x1.jsonl): trials in a random order as a
-sequential search would meet them; at each checkpoint the rule (autopeft.search.early_stop) decides with
-the earlier trials as the finished ones. Prints, per setting, the CPU share (steps done, plus scoring
-cost) and the false stops (stopped trials whose final score would have reached the front at their size)."""
-import json, random, statistics, sys
+"""Replay the early-stopping rule on fine learning curves (`scripts/early_stop_curves.py` output, e.g.
+data/benchmarks/early-stop/curves-stsb-1000x1.jsonl). usage: early_stop_replay.py CURVES.jsonl ...
+
+The trials come in 200 random orders, as a sequential search would meet them; at each checkpoint the rule
+(`autopeft.search.early_stop`) decides with the earlier trials as the finished ones. Per setting: the CPU
+share against the same trials without early stopping (steps done plus scoring passes), the trials stopped,
+and the false stops (stopped trials whose final score would have reached the front at their size).
+"""
+
+import json
+import random
+import statistics
+import sys
+
 from autopeft.search.early_stop import EarlyStop, Finished, front_score_at, should_stop
 
-trials = [json.loads(l) for f in sys.argv[1:] for l in open(f) if l.startswith("{")]
-print(len(trials), "trials")
-EVAL_FULL, EVAL_INTERIM = 0.28, 0.07  # scoring cost in units of a trial's training (curves: 12.9 s of scoring, 1.75 full passes, per 26.1 s of training)
+# Scoring cost in units of a trial's training, from the curves: 12.9 s of scoring (1.75 full passes)
+# per 26.1 s of training at STS-B 1000x1.
+EVAL_FULL, EVAL_INTERIM = 0.28, 0.07
+ORDERS = 200
 
-def replay(order, rule, use_interim):
-    finished, cost, stopped, false = [], 0.0, 0, 0
+
+def replay(order: list[dict], rule: EarlyStop) -> tuple[float, int, int]:
+    """(cost, stopped, false stops) of one search meeting the trials in `order`."""
+    finished: list[Finished] = []
+    cost, stopped, false = 0.0, 0, 0
     for t in order:
-        points = [(s, v) for s, v, interim in t["curve"] if use_interim or not interim]
-        spent = None
-        seen = []
-        for s, v in points:
-            seen.append((s, v))
+        seen, spent = [], 1.0
+        for share, score, _ in t["curve"]:
+            seen.append((share, score))
             if should_stop(rule, t["params"], seen, finished):
-                spent = s
+                spent = share
                 break
-        if spent is None:
-            finished.append(Finished(t["params"], t["final"], [(s, v) for s, v, i in t["curve"]]))
-            spent = 1.0
-        else:
+        if spent < 1.0:
             stopped += 1
             front = front_score_at(finished, t["params"])
-            if front is None or t["final"] >= front:
-                false += 1
-        n_full = sum(1 for s, v, i in t["curve"] if not i and s <= spent + 1e-9)
-        n_int = sum(1 for s, v, i in t["curve"] if i and s <= spent + 1e-9) if use_interim else 0
-        cost += spent + n_full * EVAL_FULL + n_int * EVAL_INTERIM
+            false += front is None or t["final"] >= front
+        else:
+            finished.append(Finished(t["params"], t["final"], [(s, v) for s, v, _ in t["curve"]]))
+        passes = [interim for share, _, interim in t["curve"] if share <= spent + 1e-9]
+        cost += spent + sum(EVAL_INTERIM if interim else EVAL_FULL for interim in passes)
     return cost, stopped, false
 
-base_cost = sum(1 + EVAL_FULL for _ in trials)  # without early stopping: one full scoring at the end
-for use_interim in (True,):
+
+def main() -> None:
+    trials = []
+    for path in sys.argv[1:]:
+        with open(path) as lines:
+            trials += [json.loads(line) for line in lines if line.startswith("{")]
+    print(len(trials), "trials")
+    without = len(trials) * (1 + EVAL_FULL)  # one full scoring at the end
     for min_share in (0.25, 0.5, 0.75):
-        for q in (0.9, 0.7, 0.5):
-            rule = EarlyStop(on=True, min_share=min_share, quantile=q)
-            shares, stops, falses = [], 0, 0
-            for rep in range(200):
-                order = trials[:]
-                random.Random(rep).shuffle(order)
-                c, s, f = replay(order, rule, use_interim)
-                shares.append(c / base_cost); stops += s; falses += f
-            print(f"interim={use_interim} min_share={min_share} q={q}: CPU {statistics.mean(shares):.2f}, "
-                  f"stopped {stops/200:.1f}/{len(trials)}, false {falses/200:.2f} ({falses/max(stops,1):.3f} of stopped)")
+        for quantile in (0.9, 0.7, 0.5):
+            rule = EarlyStop(on=True, min_share=min_share, quantile=quantile)
+            runs = [replay(random.Random(k).sample(trials, len(trials)), rule) for k in range(ORDERS)]
+            share = statistics.mean(c for c, _, _ in runs) / without
+            stopped, false = sum(s for _, s, _ in runs) / ORDERS, sum(f for _, _, f in runs) / ORDERS
+            print(
+                f"min_share={min_share} quantile={quantile}: CPU {share:.2f}, stopped {stopped:.1f}/{len(trials)}, "
+                f"false {false:.2f} ({false / max(stopped, 1e-9):.3f} of stopped)"
+            )
+
+
+main()
