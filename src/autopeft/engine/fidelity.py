@@ -102,7 +102,8 @@ class Fidelity:
     precision: str = field(default="fp32", metadata={"help": "forward arithmetic: fp32, or autocast to bf16 or fp16"})
     head_start: str = field(default="prior", metadata={"help": "head outputs start at the constant prediction or zero"})
     module_rates: str = field(
-        default="parallel-damped", metadata={"help": "parallel-damped: parallel adapters at 0.3 x lr, others at lr"}
+        default="parallel-damped",
+        metadata={"help": "each module kind's share of lr: parallel-damped (parallel at 0.3x), damped, equal"},
     )
 
     def __post_init__(self) -> None:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 MIN_RATIO = 3.0
 MIN_MARGIN = 3.0
-# What every rung shares: the search's regime at this project's short-budget PEFT rate (every module
-# kind at it, `module_rates=equal`), a head on the mean of the tokens.
+# What every rung shares: the search's regime at this project's short-budget PEFT rate (each module
+# kind at its share of it, the default `module_rates`), a head on the mean of the tokens.
 CALIBRATION_BASE = "batch_size=16,lr=1e-3,pooling=mean"
 LADDER: tuple[tuple[int, int], ...] = ((250, 1), (500, 1), (1000, 1), (1000, 2), (2000, 2), (4000, 2), (8000, 3))
 PRIOR_EXAMPLES_PER_SECOND = 60.0 * 22.7e6  # training examples/s times backbone size: MiniLM here, ~60 ex/s
