@@ -101,7 +101,7 @@ def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
     assert (tmp_path / "s.db").read_bytes() == before
 
 
-def test_reference_point_and_copula_reach_the_sampler(tmp_path):
+def test_reference_point_copula_and_floor_reach_the_sampler(tmp_path):
     from autopeft import models
     from autopeft.search.record import StudyRecord
     from autopeft.search.run import sampler_for
@@ -116,6 +116,8 @@ def test_reference_point_and_copula_reach_the_sampler(tmp_path):
     dims = models.dims_of("tiny-bert")
     sampler = sampler_for(StudyRecord.load(study), SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims)
     assert sampler.options.ref_point == (0.4, 5000.0) and sampler.options.copula  # what a worker builds too
+    record = StudyRecord.load(study)
+    assert record.constant_prediction is not None and sampler.options.floor == record.constant_prediction
 
 
 def test_continuing_with_other_settings_is_refused(tmp_path):

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from autopeft.optim.warm import WarmStart
 
 # Bumped when the AutoPEFT sampler's defaults change, so that its saved runs are not reused (the
-# baselines' runs are). 2: stratified random start, parameter-score feature (issue 19).
-AUTOPEFT_REVISION = 2
+# baselines' runs are). 2: stratified random start, parameter-score feature (issue 19). 3: the acquisition
+# discounted by the chance of learning at all where the problem tells its floor (`optim.learning`).
+AUTOPEFT_REVISION = 3
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class BenchSettings:
             opts = {"n_startup_trials": self.n_startup_trials, "nuts": self.nuts, "copula": self.copula}
             if contender.name != "autopeft-plain-gp":
                 opts["surrogate"] = contender.surrogate or self.surrogate
+            if problem.floor is not None:
+                opts["floor"] = problem.floor
         elif contender.name in ("tpe", "gp"):
             opts = {"n_startup_trials": self.n_startup_trials}
         return make_sampler(

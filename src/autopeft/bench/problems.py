@@ -107,6 +107,9 @@ class Problem:
     params_high: int
     max_hv: float  # hypervolume of the whole Pareto front
     candidates: tuple[PEFTConfig, ...] | None = None  # pool problems: the only configurations allowed
+    # What a configuration that learns nothing scores, told to AutoPEFT as a search tells it its constant
+    # prediction; None where unknown (a pool's table does not say).
+    floor: float | None = None
 
     def observe(self, config: PEFTConfig, rng: random.Random) -> float:
         return self.truth(config) + (rng.gauss(0.0, self.noise) if self.noise else 0.0)
@@ -162,6 +165,7 @@ def make_synthetic(num_layers: int, hidden: int = HIDDEN, name: str | None = Non
         params=lambda c: peft_params(c, dims),
         noise=NOISE,
         metric_ref=metric.base,
+        floor=metric.base,
         params_low=low,
         params_high=high,
         max_hv=1.0,
@@ -256,6 +260,7 @@ def make_realistic(num_layers: int, variant: str = "a", hidden: int = HIDDEN, na
         params=lambda c: peft_params(c, dims),
         noise=REALISTIC_NOISE,
         metric_ref=metric.base,
+        floor=metric.base,
         params_low=min(per_layer.values()),
         params_high=max(per_layer.values()) * n,
         max_hv=1.0,

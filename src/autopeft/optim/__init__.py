@@ -5,6 +5,7 @@ Layers, each importing only those before it (as botorch):
 - `budget`: the exact parameter objective, its log score and the hard budget (pure Python);
 - `surrogate`: GPs of the task metric (SAAS by NUTS, MAP SAAS, plain), Gaussian copula;
 - `acquisition`: qLogNEHVI over (metric, exact parameter score);
+- `learning`: the chance that a configuration of a given size learns at all (pure Python);
 - `optimize`: maximising an acquisition function over the discrete space (local search);
 - `sampler`: `AutoPEFTSampler`, an Optuna sampler that composes them;
 - `baselines`: every optimiser by name (`make_sampler`), all restricted to allowed configurations;

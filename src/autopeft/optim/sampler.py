@@ -17,6 +17,7 @@ study at each suggestion, so a study resumed with a new sampler object continues
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 import warnings
@@ -78,6 +79,10 @@ class AutoPEFTOptions:
     # layers the ensemble holds for the first 56 trials. On the pool (9 dimensions; 5 seeds, median
     # hypervolume at 40): ensemble throughout 0.959, one fit throughout 0.968, this rule 0.964.
     ensemble_per_input: float = 2.0
+    # What learning nothing scores (e.g. a constant prediction), in the study's units. Given, the acquisition
+    # is multiplied by the chance that a configuration of its size learns at all (`learning`): hypervolume
+    # on log-parameters pulls to the small end, where each new layer pattern looks new to the GP.
+    floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
@@ -91,6 +96,8 @@ class AutoPEFTOptions:
             raise UserError(f"n_startup_trials must be at least 2 (a GP needs data), got {self.n_startup_trials}")
         if self.mc_samples < 1:
             raise UserError(f"mc_samples must be positive, got {self.mc_samples}")
+        if self.floor is not None and not math.isfinite(self.floor):
+            raise UserError(f"floor must be a finite number, got {self.floor}")
         if self.ref_point is not None and len(self.ref_point) != 2:
             raise UserError(f"ref_point is (metric, params), got {self.ref_point!r}")
         if self.candidates is not None:
@@ -241,6 +248,8 @@ class AutoPEFTSampler(FullSpaceSampler):
             acqf, encode = self._acquisition(history, source, seed, multi)
             fitted = time.perf_counter()
             scorer = acquisition_score(acqf, self.space, encode=encode)
+            if multi and self.options.floor is not None:
+                scorer = self._discounted(scorer, history)
             if self.candidates is not None:
                 best = best_of(scorer, [c for c in self.candidates if c not in taken])
             else:
@@ -253,6 +262,24 @@ class AutoPEFTSampler(FullSpaceSampler):
                 time.perf_counter() - fitted,
             )
             return best
+
+    def _discounted(self, scorer, history: History):
+        """`scorer` (log acquisition values) plus the log chance that a configuration of that size learns,
+        fitted on the completed trials (`learning.fit_learn_chance`); `scorer` itself if it cannot be fitted."""
+        from autopeft.optim.learning import fit_learn_chance
+
+        def size_score(config: PEFTConfig) -> float:
+            return self.budget.score(self.budget.params(config))
+
+        floor = history.sign * self.options.floor  # higher is better, as the metrics
+        chance = fit_learn_chance([size_score(c) for c in history.configs], history.metrics, floor)
+        if chance is None:
+            return scorer
+
+        def score(configs):
+            return [v + chance.log_prob(size_score(c)) for v, c in zip(scorer(configs), configs, strict=True)]
+
+        return score
 
     def _encoder(self, task: float | None = None):
         """config -> the GP's input: `SearchSpace.to_vector` (d numbers), then the parameter score clipped to

@@ -189,6 +189,8 @@ def sampler_for(record: rec.StudyRecord, space: Any, dims: Any) -> Any:
             opts["ref_point"] = tuple(settings.ref_point)
         if settings.copula:
             opts["copula"] = True
+        if record.constant_prediction is not None:
+            opts["floor"] = record.constant_prediction  # learning nothing: see `optim.learning`
     elif settings.startup is not None and settings.name in ("tpe", "gp"):
         opts["n_startup_trials"] = settings.startup
     return make_sampler(
