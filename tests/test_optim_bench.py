@@ -84,6 +84,22 @@ def test_pool_problem_reads_the_table_and_averages_repeated_configurations(tiny_
     assert problem.hypervolume(everything) == pytest.approx(1.0)
 
 
+def test_a_floor_reaches_autopeft_from_pools_when_given_and_from_synthetic_problems_always(tiny_pool):
+    from autopeft.bench.optimizers import BenchSettings, Contender
+    from autopeft.bench.problems import problem_factory
+
+    path, dims, _ = tiny_pool
+    given, unknown = pool(path, dims, floor=0.6), pool(path, dims)
+    assert given.name != unknown.name  # their saved runs are kept apart
+    settings = BenchSettings(surrogate="saas-map")
+    assert settings.sampler(Contender("autopeft"), given, 0).options.floor == 0.6
+    assert settings.sampler(Contender("autopeft"), unknown, 0).options.floor is None
+    synthetic = problem_factory("synthetic-6")()
+    assert settings.sampler(Contender("autopeft"), synthetic, 0).options.floor == synthetic.metric_ref
+    with pytest.raises(UserError, match="pool problems only"):
+        problem_factory("synthetic-6", floor=0.5)
+
+
 def test_pool_problem_refuses_bad_tables(tmp_path, tiny_pool):
     path, dims, _ = tiny_pool
     with pytest.raises(UserError, match="exact count"):

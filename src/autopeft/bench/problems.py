@@ -275,12 +275,13 @@ def _with_max_hv(problem: Problem, points: Sequence[tuple[float, float]]) -> Pro
     return replace(problem, max_hv=max_hv)
 
 
-def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
+def pool(path: str | Path, dims: ModelDims, kind: str = "paper", floor: float | None = None) -> Problem:
     """A pool problem from a CSV of real evaluations on a model of shape `dims`.
 
     Required columns: `config` (PEFTConfig JSON), `metric` (higher is better), `params` (PEFT
     parameters; checked against the exact count). A configuration listed more than once (several
-    seeds) gets its mean metric. Other columns are ignored.
+    seeds) gets its mean metric. Other columns are ignored. `floor`: what learning nothing scores on the
+    pool's task (a constant prediction), told to AutoPEFT as a search tells it; the table cannot say.
     """
     path = Path(path)
     if not path.is_file():
@@ -313,7 +314,7 @@ def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
     counts = {c: peft_params(c, dims) for c in mean}
     low, high = min(counts.values()), max(counts.values())
     problem = Problem(
-        name=f"pool:{path.name}",
+        name=f"pool:{path.name}" + (f"+floor{floor:g}" if floor is not None else ""),
         space=space,
         dims=dims,
         truth=mean.__getitem__,
@@ -324,6 +325,7 @@ def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
         params_high=high if high > low else low + 1,
         max_hv=1.0,
         candidates=tuple(mean),
+        floor=floor,
     )
     return _with_max_hv(problem, [(mean[c], counts[c]) for c in mean])
 
@@ -331,9 +333,11 @@ def pool(path: str | Path, dims: ModelDims, kind: str = "paper") -> Problem:
 KNOWN: tuple[str, ...] = (*SYNTHETIC, *REALISTIC)
 
 
-def problem_factory(spec: str, model: str = "minilm", space: str = "paper") -> Callable[[], Problem]:
+def problem_factory(
+    spec: str, model: str = "minilm", space: str = "paper", floor: float | None = None
+) -> Callable[[], Problem]:
     """A picklable function that builds the problem `spec` names (`synthetic-L`, `realistic-L[-b|-c]`
-    or `pool:PATH.csv`); worker processes rebuild it with this."""
+    or `pool:PATH.csv`, with `floor` if given); worker processes rebuild it with this."""
     import functools
 
     if spec.startswith("pool:"):
@@ -342,7 +346,9 @@ def problem_factory(spec: str, model: str = "minilm", space: str = "paper") -> C
         path = Path(spec[len("pool:") :])
         if not path.is_file():  # before loading the model's config
             raise UserError(f"pool file {str(path)!r} does not exist")
-        return functools.partial(pool, path, models.dims_of(model), space)
+        return functools.partial(pool, path, models.dims_of(model), space, floor)
+    if floor is not None:
+        raise UserError(f"a floor is given for pool problems only; {spec} knows its own")
     if spec in REALISTIC:
         return functools.partial(realistic, spec)
     if spec not in SYNTHETIC:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--max-percent", type=float, help="hard cap as a percentage of the backbone")
     parser.add_argument("--model", default="minilm", help="pool problems: the model the pool was evaluated on")
     parser.add_argument("--space", choices=SPACES, default="paper", help="pool problems: the space")
+    parser.add_argument(
+        "--floor",
+        type=float,
+        help="pool problems: what learning nothing scores on its task (a constant prediction), told to AutoPEFT",
+    )
     parser.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up steps of the saas surrogate")
     parser.add_argument("--nuts-samples", type=int, default=None, help="NUTS samples (every 8th is kept)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/optimizers/PROBLEM)")
@@ -90,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     if args.out is not None:
         check_output_folder(args.out)  # before any run
-    make_problem = problem_factory(args.problem, args.model, args.space)
+    if args.floor is not None and not math.isfinite(args.floor):
+        raise UserError(f"--floor must be a finite number, got {args.floor}")
+    make_problem = problem_factory(args.problem, args.model, args.space, args.floor)
     problem = make_problem()
     log = _stderr
 
