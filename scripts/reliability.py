@@ -252,6 +252,8 @@ CASES: tuple[str, ...] = (
     "bench optimizers --problem synthetic-12 --jobs 0",
     "bench optimizers --problem pool:missing.csv",
     "bench optimizers --problem synthetic-12 --out afile",
+    "bench optimizers --problem synthetic-12 --floor 0.5",
+    "bench optimizers --problem pool:missing.csv --floor nan",
     # bench make-pool
     "bench make-pool --model tiny-bert --task rte --configs 0 --out pool.csv",
     "bench make-pool --model tiny-bert --task rte --configs 2 --out afile/pool.csv",
