@@ -23,7 +23,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
@@ -39,6 +39,9 @@ from autopeft.optim.surrogate import SURROGATES, NutsOptions
 from autopeft.params import ModelDims, ParamCount, param_count
 from autopeft.pareto import pareto_indices
 from autopeft.space import PEFTConfig, SearchSpace
+
+if TYPE_CHECKING:
+    from autopeft.optim.optimize import Score
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +266,7 @@ class AutoPEFTSampler(FullSpaceSampler):
             )
             return best
 
-    def _discounted(self, scorer, history: History):
+    def _discounted(self, scorer: Score, history: History) -> Score:
         """`scorer` (log acquisition values) plus the log chance that a configuration of that size learns,
         fitted on the completed trials (`learning.fit_learn_chance`); `scorer` itself if it cannot be fitted."""
         from autopeft.optim.learning import fit_learn_chance
@@ -276,7 +279,7 @@ class AutoPEFTSampler(FullSpaceSampler):
         if chance is None:
             return scorer
 
-        def score(configs):
+        def score(configs: Sequence[PEFTConfig]) -> list[float]:
             return [v + chance.log_prob(size_score(c)) for v, c in zip(scorer(configs), configs, strict=True)]
 
         return score
