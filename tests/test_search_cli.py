@@ -114,9 +114,9 @@ def test_reference_point_copula_and_floor_reach_the_sampler(tmp_path):
     study = optuna.load_study(study_name="r", storage=url)
     assert study.user_attrs["sampler_options"]["ref_point"] == [0.4, 5000.0]
     dims = models.dims_of("tiny-bert")
-    sampler = sampler_for(StudyRecord.load(study), SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims)
-    assert sampler.options.ref_point == (0.4, 5000.0) and sampler.options.copula  # what a worker builds too
     record = StudyRecord.load(study)
+    sampler = sampler_for(record, SearchSpace(dims.num_layers, dims.hidden_size, "paper"), dims)
+    assert sampler.options.ref_point == (0.4, 5000.0) and sampler.options.copula  # what a worker builds too
     assert record.constant_prediction is not None and sampler.options.floor == record.constant_prediction
 
 

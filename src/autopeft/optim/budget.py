@@ -87,6 +87,10 @@ class Budget:
         low, high = math.log(self.smallest), math.log(self.largest)
         return (high - math.log(params)) / max(high - low, 1e-12)
 
+    def config_score(self, config: PEFTConfig) -> float:
+        """`score` of the configuration's exact parameter count."""
+        return self.score(self.params(config))
+
     def allows(self, config: PEFTConfig) -> bool:
         """Valid in the space and within the cap."""
         if not self.space.is_valid(config):

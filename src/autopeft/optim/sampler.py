@@ -271,9 +271,7 @@ class AutoPEFTSampler(FullSpaceSampler):
         fitted on the completed trials (`learning.fit_learn_chance`); `scorer` itself if it cannot be fitted."""
         from autopeft.optim.learning import fit_learn_chance
 
-        def size_score(config: PEFTConfig) -> float:
-            return self.budget.score(self.budget.params(config))
-
+        size_score = self.budget.config_score
         floor = history.sign * self.options.floor  # higher is better, as the metrics
         chance = fit_learn_chance([size_score(c) for c in history.configs], history.metrics, floor)
         if chance is None:
@@ -291,7 +289,7 @@ class AutoPEFTSampler(FullSpaceSampler):
         def encode(config: PEFTConfig) -> list[float]:
             x = self.space.to_vector(config)
             if self.options.params_feature:
-                x.append(min(max(self.budget.score(self.budget.params(config)), 0.0), 1.0))
+                x.append(min(max(self.budget.config_score(config), 0.0), 1.0))
             if task is not None:
                 x.append(task)
             return x
@@ -384,7 +382,7 @@ class AutoPEFTSampler(FullSpaceSampler):
             config = self.space.from_vector(x)
             if config in taken or not self.budget.allows(config):
                 continue
-            g = abs(self.budget.score(self.budget.params(config)) - target)
+            g = abs(self.budget.config_score(config) - target)
             if g < gap:
                 best, gap = config, g
         return best if best is not None else self._random(rng, taken)
