@@ -220,27 +220,44 @@ def _run_workers(
         except Exception:
             time.sleep(0.3)
     join = [sys.executable, "-m", "autopeft", "worker", "--storage", url, "--study", "w"]
-    procs += [
-        subprocess.Popen(join, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers - 1)
-    ]
-    if kill_one:
-        victim = procs[1]
-        deadline = time.time() + 300
-        while time.time() < deadline and victim.poll() is None:
-            mine = [
-                t
-                for t in _trials(url, "w")
-                if t.state == TrialState.RUNNING
-                and t.user_attrs.get("worker", {}).get("pid") == victim.pid
-                and "config" in t.user_attrs
-            ]
-            if mine:
-                os.kill(victim.pid, signal.SIGKILL)
-                break
-            time.sleep(0.2)
-        assert victim.poll() is not None or victim.wait(timeout=30) == -signal.SIGKILL
-        procs.remove(victim)
+
+    def start_worker() -> subprocess.Popen:
+        return subprocess.Popen(join, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    if not kill_one:
+        return _finish([*procs, *(start_worker() for _ in range(workers - 1))])
+    # The first process is paused while the victim joins alone, so that the victim certainly holds a trial,
+    # and stays paused until the others hold one too (a paused process on this host still counts as alive).
+    _wait_for_a_running_trial(url, procs[0])
+    procs[0].send_signal(signal.SIGSTOP)
+    try:
+        victim = start_worker()
+        if _wait_for_a_running_trial(url, victim):
+            os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL, victim.communicate()[1]
+        others = [start_worker() for _ in range(workers - 2)]
+        for other in others:
+            _wait_for_a_running_trial(url, other)
+    finally:
+        procs[0].send_signal(signal.SIGCONT)
+    return _finish([*procs, *others])
+
+
+def _wait_for_a_running_trial(url: str, proc: subprocess.Popen, seconds: float = 300) -> bool:
+    """Whether `proc` came to hold a running trial (with its configuration stored) within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if any(
+            t.state == TrialState.RUNNING and t.user_attrs.get("worker", {}).get("pid") == proc.pid
+            and "config" in t.user_attrs
+            for t in _trials(url, "w")
+        ):  # fmt: skip
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _finish(procs: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
     results = []
     for p in procs:
         out, err = p.communicate(timeout=900)
@@ -252,7 +269,12 @@ def _check_exact(url: str, trials: int, interrupted: int = 0, sharing: int = 2) 
     all_trials = _trials(url, "w")
     complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
     assert len(complete) == trials  # exactly N: none lost, none extra
-    assert len(all_trials) == trials + interrupted  # no trial that did no work (a worker with nothing to do waits)
+    states = [
+        (t.number, t.state.name, t.user_attrs.get("skipped") or t.user_attrs.get("fail_reason")) for t in all_trials
+    ]
+    assert len(all_trials) == trials + interrupted, (
+        states
+    )  # no trial that did no work (a worker with nothing to do waits)
     assert len({t.number for t in complete}) == trials  # none twice
     assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     workers = {(t.user_attrs["worker"]["host"], t.user_attrs["worker"]["pid"]) for t in complete}

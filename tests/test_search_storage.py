@@ -12,7 +12,9 @@ from optuna.trial import TrialState
 
 from autopeft.engine import Fidelity
 from autopeft.search import storage as st
+from autopeft.search.claim import budget_lock
 from autopeft.search.record import SamplerSettings, StudyError, StudyRecord, TaskArgs
+from pgserver import postgres_server
 
 IDENTITY = StudyRecord(
     model="tiny-bert",
@@ -104,3 +106,44 @@ def test_a_fidelity_stored_before_a_new_knob_continues_with_its_default(tmp_path
     st.create_or_continue("s", storage, IDENTITY.replace(fidelity=Fidelity()))
     with pytest.raises(StudyError, match="created with fidelity"):
         st.create_or_continue("s", storage, IDENTITY.replace(fidelity=Fidelity(pooling="mean")))
+
+
+def _holds_lock_elsewhere(study: optuna.Study, url: str) -> bool:
+    """Whether another connection (or file handle) finds the study's budget lock taken."""
+    import fcntl
+    import zlib
+
+    if url.startswith("sqlite"):
+        with open(url.removeprefix("sqlite:///") + ".autopeft-lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    import sqlalchemy
+
+    key = zlib.crc32(f"autopeft:{study.study_name}".encode()) - 2**31
+    with sqlalchemy.create_engine(url).connect() as other:
+        taken = not other.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        if not taken:
+            other.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return taken
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_budget_lock_excludes_other_workers(tmp_path, kind):
+    """The lock is really taken on a study as the search loop opens it (Optuna caches the RDB storage)."""
+
+    def check(url: str) -> None:
+        study = optuna.create_study(storage=st.open_storage(url), study_name="s", directions=["maximize", "minimize"])
+        assert not _holds_lock_elsewhere(study, url)
+        with budget_lock(study):
+            assert _holds_lock_elsewhere(study, url)
+        assert not _holds_lock_elsewhere(study, url)
+
+    if kind == "sqlite":
+        check(f"sqlite:///{tmp_path / 's.db'}")
+    else:
+        with postgres_server(tmp_path / "pg") as url:
+            check(url)

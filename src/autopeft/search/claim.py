@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 @contextlib.contextmanager
 def budget_lock(study: optuna.Study) -> Iterator[None]:
     """Held while a worker counts the study's trials and creates its next one."""
-    storage = study._storage
+    # a study over an RDB storage holds it inside Optuna's cache, which does not expose the engine
+    storage = getattr(study._storage, "_backend", study._storage)
     url = str(getattr(getattr(storage, "engine", None), "url", ""))
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         lock_path = Path(url.removeprefix("sqlite:///") + ".autopeft-lock")
