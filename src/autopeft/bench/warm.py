@@ -99,14 +99,22 @@ def run_warm(
 def warm_summary(problem: Problem, cold: Sequence[Run], warm: Sequence[Run], at: Sequence[int] = WARM_AT) -> dict:
     """Hypervolume at `at` trials (median and spread over seeds) of cold and warm runs, and for each warm
     label the first trial at which its median curve reaches the cold start's median at the last of `at`."""
+    curves: dict[str, list[list[float]]] = {}
+    for run in [*cold, *warm]:
+        curves.setdefault(run.label, []).append(run.hv_curve(problem))
+    return curves_summary(curves, at)
+
+
+def curves_summary(curves: dict[str, list[list[float]]], at: Sequence[int] = WARM_AT) -> dict:
+    """label -> hypervolume at `at` trials (median over its seeds' curves, and their spread); a label
+    `<cold>+warm-<mode>` also gets the first trial at which its median curve reaches `<cold>`'s final median."""
     table: dict[str, dict[str, Any]] = {}
-    for label in dict.fromkeys(r.label for r in [*cold, *warm]):
-        curves = [r.hv_curve(problem) for r in [*cold, *warm] if r.label == label]
-        length = min(len(c) for c in curves)
-        median = [statistics.median(c[t] for c in curves) for t in range(length)]
+    for label, runs in curves.items():
+        length = min(len(c) for c in runs)
+        median = [statistics.median(c[t] for c in runs) for t in range(length)]
         row = {}
         for n in (n for n in at if n <= length):
-            values = [c[n - 1] for c in curves]
+            values = [c[n - 1] for c in runs]
             row[f"hv@{n}"] = round(statistics.median(values), 4)
             row[f"spread@{n}"] = round(max(values) - min(values), 4)
         table[label] = {"row": row, "median": median}

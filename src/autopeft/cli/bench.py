@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "glue": "bench_glue",
     "modules": "bench_modules",
     "early-stop": "bench_early_stop",
+    "warm-start": "bench_warm_start",
 }
 
 
