@@ -107,7 +107,8 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
         enqueued = warm_start.apply(study, warm, space)
         if enqueued:
             _log(f"warm start from study {request.warm_start!r}: {enqueued} of its Pareto configurations first")
-    if probe is not None and not study.trials:
+    if probe is not None and all(t.state.name == "WAITING" for t in study.trials):
+        # a new study (only a warm start's enqueued configurations, if any, wait in it) takes the probe's runs
         _observe_probe(study, record, probe, space, dims)
     return _run_study(study, task, options, request.baselines)
 
