@@ -1,11 +1,12 @@
 #!/bin/bash
-# The project's long CPU benchmarks, in order, each resumable: run it again after any interruption and
-# it continues where it stopped (the pool CSV, the optimiser runs and the GLUE study keep their state).
-#   1. the real STS-B pool for the optimiser benchmark (data/pools/stsb-minilm.csv, 300 configurations)
-#   2. the optimisers on that pool, 5 seeds x 40 trials (data/benchmarks/optimizers-pool-stsb/)
-#   3. the GLUE table against the paper's claims (RESULTS.md)
-# Their state lives in tracked files (the pool CSV, data/benchmarks/, data/studies/) because a new session's
-# checkout holds only what was committed: commit them as they grow.
+# The long CPU benchmarks still to finish, in order, each resumable: run this again after any interruption
+# (a session's end included) and every step continues where it stopped, from the studies under data/studies/.
+#   1. issue 19, the real warm-start pair: STS-B searched cold and warm from the committed MRPC search,
+#      seeds 0 and 1 side by side (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/)
+#   2. issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md)
+# The first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) are done and committed.
+# Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
+# as it grows with scripts/commit-benchmark-state.py "what moved" (it holds each study's write lock while adding).
 # Start in the background: setsid nohup scripts/long-benchmarks.sh >> runs/long-benchmarks.log 2>&1 < /dev/null &
 set -e
 cd "$(dirname "$0")/.."
@@ -14,14 +15,21 @@ export AUTOPEFT_GLUE_DIR="${AUTOPEFT_GLUE_DIR:-$(cd .. && pwd)/shared/data/glue}
 # lower this session's autogroup too, or a test run beside the benchmarks gets a fifth of the cores.
 echo 10 > /proc/self/autogroup 2> /dev/null || true
 AUTOPEFT="nice -n 10 .venv/bin/autopeft"
+CALIBRATION=sqlite:///data/studies/calibration.db
 mkdir -p runs
-echo "== $(date -u) pool"
-$AUTOPEFT bench make-pool --model minilm --task stsb --configs 300 --noise-configs 8 --noise-seeds 3 --jobs 2 \
-  --out data/pools/stsb-minilm.csv >> runs/make-pool-stsb.log 2>&1
-echo "== $(date -u) optimisers on the pool"
-$AUTOPEFT bench optimizers --problem pool:data/pools/stsb-minilm.csv --trials 40 --seeds 5 \
-  --samplers random,tpe,nsga2,gp,autopeft:saas-map,autopeft-plain-gp,autopeft-params-modelled:saas-map,autopeft \
-  --jobs 2 --out data/benchmarks/optimizers-pool-stsb > runs/bench-pool.log 2>&1
-echo "== $(date -u) GLUE"
-$AUTOPEFT bench glue --jobs 2 --storage sqlite:///data/studies/glue-minilm.db >> runs/bench-glue.log 2>&1
+echo "== $(date -u) warm-start pair (one process per seed; a search's workers share a study safely)"
+for seed in 0 1; do
+  $AUTOPEFT bench warm-start --model minilm --task stsb --source glue-minilm-search-mrpc \
+    --source-storage sqlite:///data/studies/glue-minilm.db --seeds $seed --trials 40 --probe-storage $CALIBRATION \
+    --storage sqlite:///data/studies/warm-start.db --out runs/warm-start-stsb-s$seed >> runs/warm-start-s$seed.log 2>&1 &
+done
+wait
+$AUTOPEFT bench warm-start --model minilm --task stsb --source glue-minilm-search-mrpc \
+  --source-storage sqlite:///data/studies/glue-minilm.db --seeds 0,1 --trials 40 --probe-storage $CALIBRATION \
+  --storage sqlite:///data/studies/warm-start.db --out data/benchmarks/warm-start-stsb \
+  > data/benchmarks/warm-start-stsb.txt 2>> runs/warm-start.log
+echo "== $(date -u) GLUE, second edition"
+$AUTOPEFT bench glue --rate-grid 0.33,1,3 --search-fidelity auto --probe-storage $CALIBRATION --early-stop \
+  --transfer-from auto --search-trials 40 --top 3 --jobs 2 --storage sqlite:///data/studies/glue-minilm-v2.db \
+  >> runs/bench-glue-v2.log 2>&1
 echo "== $(date -u) done"
