@@ -211,15 +211,12 @@ def summarise(figures: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Hypervolume against CPU hours, one panel per task, each seed's search with and without early stopping."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from autopeft.plots import save_figure, subplots
 
     summary = {task: row for task, row in summary.items() if "curves" in row}
     if not summary:
         return
-    fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
+    fig, axes = subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
     for ax, (task, row) in zip(axes[0], summary.items(), strict=True):
         for k, curves in enumerate(row["curves"].values()):
             for mode, color in (("off", "C0"), ("on", "C3")):
@@ -230,7 +227,4 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("hypervolume")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

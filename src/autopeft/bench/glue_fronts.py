@@ -22,12 +22,9 @@ def front_path(page_path: Path, task: str) -> Path:
 def plot_front(rows: Sequence[RowResult], task: str, path: Path, floor: float | None, metric: str) -> None:
     """One task: its search's retrained configurations (AutoPEFT per task #1..#k) as a line over their
     parameters, the other rows as points, full fine-tuning and the floor as horizontal lines."""
-    import matplotlib
+    from autopeft.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     ours = sorted(
         (r.cells[task] for r in rows if r.name.split("#")[0] == AUTOPEFT_TASK and task in r.cells),
         key=lambda c: c.percent,
@@ -58,10 +55,7 @@ def plot_front(rows: Sequence[RowResult], task: str, path: Path, floor: float | 
     ax.set_title(task_title(task))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def hv_at(study: optuna.Study, counts: Sequence[int]) -> dict[int, float | None]:

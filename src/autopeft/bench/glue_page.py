@@ -24,12 +24,9 @@ from autopeft.bench.glue_table import (
 def plot(rows: Sequence[RowResult], path: Path, title: str, floor: float | None = None) -> None:
     """Average score against % parameters (log axis), one point per complete row; `floor`: the constant
     prediction's average, drawn as a line."""
-    import matplotlib
+    from autopeft.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for row in rows:
         if not row.complete:
             continue
@@ -54,9 +51,7 @@ def plot(rows: Sequence[RowResult], path: Path, title: str, floor: float | None 
     ax.set_ylabel("average dev score (x100, mean over seeds)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @dataclass(frozen=True)

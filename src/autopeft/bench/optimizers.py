@@ -270,12 +270,9 @@ def summarise(problem: Problem, runs: Sequence[Run], trials: int) -> dict[str, A
 
 def plot(problem: Problem, summary: dict[str, Any], trials: int, path: Path) -> None:
     """Mean normalised hypervolume against trials, with a band of one standard deviation over seeds."""
-    import matplotlib
+    from autopeft.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for label, curve in summary["curves"].items():
         x = range(1, len(curve["mean"]) + 1)
         low = [m - s for m, s in zip(curve["mean"], curve["std"], strict=True)]
@@ -289,9 +286,7 @@ def plot(problem: Problem, summary: dict[str, Any], trials: int, path: Path) -> 
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def time_suggestions(

@@ -182,12 +182,9 @@ def summarise(bench: WarmSearchBench, studies: dict[tuple[int, str], optuna.Stud
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Hypervolume against trials, each seed's cold and warm search."""
-    import matplotlib
+    from autopeft.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     shown: set[str] = set()
     for key, curve in summary.get("curves", {}).items():
         start = key.rsplit("-", 1)[1]
@@ -202,7 +199,4 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("hypervolume")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -88,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{task} warm-started from {bench.source}, seeds {','.join(map(str, bench.seeds))}; median (spread)")
     print(f"{'start':40s} {'hv@10':>15s} {'hv@20':>15s} {'hv@40':>15s} {'reaches cold hv@end':>20s}")
     for label, row in summary["table"].items():
-        cells = [
-            f"{row[f'hv@{n}']:.4f} ({row[f'spread@{n}']:.4f})" if f"hv@{n}" in row else "" for n in (10, 20, 40)
-        ]
+        cells = [f"{row[f'hv@{n}']:.4f} ({row[f'spread@{n}']:.4f})" if f"hv@{n}" in row else "" for n in (10, 20, 40)]
         reach = row.get("reaches_cold_final_at", "")
         print(f"{label:40s} {cells[0]:>15s} {cells[1]:>15s} {cells[2]:>15s} {reach!s:>20s}")
     print(f"CPU hours: cold {summary['cpu_hours']['cold']}, warm {summary['cpu_hours']['warm']}")

@@ -199,13 +199,10 @@ def _fidelity_words(fidelity: dict[str, Any]) -> str:
 def _plot_pareto(
     study: optuna.Study, record: rec.StudyRecord, rows: list[TrialRow], front: list[TrialRow], path: Path
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from autopeft.plots import save_figure, subplots
 
     metric = record.metric
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     if rows:
         ax.scatter([r.percent for r in rows], [r.metric for r in rows], s=18, color="0.65", label="trials")
         ax.plot([r.percent for r in front], [r.metric for r in front], "-o", color="C0", label="Pareto front")
@@ -229,19 +226,14 @@ def _plot_pareto(
     ax.set_title(f"{study.study_name}: {record.task} on {record.model}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_hypervolume(study: optuna.Study, rows: list[TrialRow], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from autopeft.plots import save_figure, subplots
 
     curve = hypervolume_by_trial(study, rows)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     if curve:
         ax.step([n for n, _ in curve], [hv for _, hv in curve], where="post", color="C0")
         ax.plot([n for n, _ in curve], [hv for _, hv in curve], "o", color="C0", markersize=3)
@@ -249,9 +241,7 @@ def _plot_hypervolume(study: optuna.Study, rows: list[TrialRow], path: Path) -> 
     ax.set_ylabel("hypervolume (metric x normalised log-params)")
     ax.set_title(f"{study.study_name}: hypervolume of completed trials")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def pareto_text(study: optuna.Study) -> str:
