@@ -14,10 +14,10 @@ from autopeft.search.results import completed_rows, study_hypervolume
 FIDELITY = "epochs=1,max_train_samples=64,max_eval_samples=32,batch_size=16"
 
 
-@pytest.fixture
-def source(glue_dir, tmp_path) -> str:
-    """A finished search of CoLA (tiny model) in its own storage; its URL."""
-    url = f"sqlite:///{tmp_path / 'source.db'}"
+@pytest.fixture(scope="module")
+def source(glue_dir, tmp_path_factory) -> str:
+    """A finished search of CoLA (tiny model) in its own storage, shared by this module's tests; its URL."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'source.db'}"
     argv = ["search", "--model", "tiny-bert", "--glue-dir", str(glue_dir), "--task", "cola", "--fidelity", FIDELITY]
     assert main([*argv, "--trials", "4", "--sampler", "random", "--storage", url, "--study", "cola-search"]) == 0
     return url
