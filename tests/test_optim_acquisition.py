@@ -144,3 +144,23 @@ def test_single_objective_acquisition_without_reference_point():
     acqf = build_acquisition(tiny.model, tiny.X, ref_point=None)
     values = acquisition_score(acqf, tiny.space)(tiny.everything[:10])
     assert len(values) == 10 and all(v == v for v in values)  # no NaN
+
+
+def test_a_stale_build_lock_of_the_fused_kernel_is_removed(tmp_path, monkeypatch, capsys):
+    """torch waits without end on the JIT build lock; one left by a killed worker must not hang later searches."""
+    import os
+    import time
+
+    from torch.utils.cpp_extension import _get_build_directory
+
+    from autopeft.optim.acquisition import FUSED_KERNEL, clear_stale_build_lock
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    lock = os.path.join(_get_build_directory(FUSED_KERNEL, verbose=False), "lock")
+    assert str(tmp_path) in lock and not clear_stale_build_lock()  # none there
+    open(lock, "w").close()
+    assert not clear_stale_build_lock() and os.path.exists(lock)  # a build in progress: left alone
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    assert clear_stale_build_lock() and not os.path.exists(lock)
+    assert "stale build lock" in capsys.readouterr().err

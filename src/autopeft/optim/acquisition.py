@@ -20,6 +20,8 @@ from torch import Tensor
 
 from autopeft.optim.budget import Budget
 
+FUSED_KERNEL = "logei_fused_ext"  # botorch's C++ kernel for qLogNEHVI, built by torch's JIT on first use
+STALE_BUILD_LOCK_SECONDS = 600.0  # building it takes seconds; a lock this old was left by a killed process
 DEFAULT_MC_SAMPLES = 128  # posterior samples in all (botorch's default); NUTS samples share them
 METRIC_MARGIN = 0.0  # of the observed metric range, below the worst observed metric
 SCORE_MARGIN = 0.1  # below the parameter score of the largest allowed configuration (0)
@@ -125,6 +127,7 @@ def build_acquisition(
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
+    clear_stale_build_lock()
     per_model = max(1, mc_samples // _hyperparameter_samples(model))
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([per_model]), seed=seed)
     if X_pending is not None and X_pending.shape[0] == 0:
@@ -152,3 +155,27 @@ def _hyperparameter_samples(model) -> int:
     if not is_ensemble(first):
         return 1
     return getattr(first, "num_mcmc_samples", None) or first.batch_shape[0]
+
+
+def clear_stale_build_lock(max_age: float = STALE_BUILD_LOCK_SECONDS) -> bool:
+    """Remove the build lock of botorch's fused kernel when it is older than `max_age` seconds; whether one was.
+
+    Every process's first qLogNEHVI takes torch's file lock for that kernel's JIT build (a no-op once
+    built), and torch waits, without end, while the file exists. A worker killed inside that moment
+    (`kill -9` is a supported way to stop a search) would leave the file behind and hang every later
+    suggestion on the machine."""
+    import os
+    import sys
+    import time
+
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        lock = os.path.join(_get_build_directory(FUSED_KERNEL, verbose=False), "lock")
+        if time.time() - os.path.getmtime(lock) <= max_age:
+            return False
+        os.remove(lock)
+    except (ImportError, OSError):  # no such lock (the usual case), or torch without this helper
+        return False
+    print(f"removed a stale build lock of {FUSED_KERNEL} ({lock}), left by a killed process", file=sys.stderr)
+    return True
