@@ -13,6 +13,7 @@ allowed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -127,7 +128,7 @@ def build_acquisition(
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
-    clear_stale_build_lock()
+    _clear_stale_build_lock_once()
     per_model = max(1, mc_samples // _hyperparameter_samples(model))
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([per_model]), seed=seed)
     if X_pending is not None and X_pending.shape[0] == 0:
@@ -155,6 +156,12 @@ def _hyperparameter_samples(model) -> int:
     if not is_ensemble(first):
         return 1
     return getattr(first, "num_mcmc_samples", None) or first.batch_shape[0]
+
+
+@functools.cache
+def _clear_stale_build_lock_once() -> None:
+    """botorch loads its fused kernel once per process (the first qLogNEHVI): clear a stale lock before that only."""
+    clear_stale_build_lock()
 
 
 def clear_stale_build_lock(max_age: float = STALE_BUILD_LOCK_SECONDS) -> bool:
