@@ -90,19 +90,18 @@ def run_warm_search_bench(bench: WarmSearchBench, log: Callable[[str], None]) ->
     from autopeft.search.record import SamplerSettings, TaskArgs
     from autopeft.search.request import RunOptions, SearchRequest
     from autopeft.search.run import run_search
-    from autopeft.search.storage import open_storage
+    from autopeft.search.storage import open_storage, study_names
 
     check_source(bench)
     storage = open_storage(bench.storage)
-    if bench.source_storage and bench.source_storage != bench.storage:
-        names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-        if bench.source not in names:
-            log(f"copying study {bench.source} into the bench's storage")
-            optuna.copy_study(
-                from_study_name=bench.source,
-                from_storage=open_storage(bench.source_storage, create=False),
-                to_storage=storage,
-            )
+    elsewhere = bench.source_storage and bench.source_storage != bench.storage
+    if elsewhere and bench.source not in study_names(storage):
+        log(f"copying study {bench.source} into the bench's storage")
+        optuna.copy_study(
+            from_study_name=bench.source,
+            from_storage=open_storage(bench.source_storage, create=False),
+            to_storage=storage,
+        )
     options = RunOptions(storage=bench.storage, device=bench.device, jobs=bench.jobs)
     data = TaskArgs(name=bench.task, glue_dir=bench.glue_dir)
     auto = None

@@ -107,6 +107,13 @@ def _redact(url: str) -> str:
     return url
 
 
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The names of the studies in `storage`, sorted."""
+    import optuna
+
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+
+
 def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """An existing study, or a StudyError naming the studies that exist."""
     import optuna
@@ -114,7 +121,7 @@ def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+        names = study_names(storage)
         known = ", ".join(names) if names else "none"
         raise StudyError(f"no study named {name!r} in this storage (studies there: {known})") from None
 
@@ -138,8 +145,7 @@ def create_or_continue(name: str, storage: optuna.storages.BaseStorage, record: 
     """
     import optuna
 
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if name in names:
+    if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
         record.check_continues(StudyRecord.load(study), name)
         record.save(study)
