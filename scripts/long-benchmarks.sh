@@ -1,10 +1,9 @@
 #!/bin/bash
 # The long CPU benchmarks still to finish, in order, each resumable: run this again after any interruption
 # (a session's end included) and every step continues where it stopped, from the studies under data/studies/.
-#   1. issue 19, the real warm-start pair: STS-B searched cold and warm from the committed MRPC search,
-#      seeds 0 and 1 side by side (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/)
-#   2. issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md)
-# The first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) are done and committed.
+#   issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md)
+# Done and committed: the first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) and issue 19's
+# real warm-start pair (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/).
 # Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
 # as it grows with scripts/commit-benchmark-state.py "what moved" (it holds each study's write lock while adding).
 # Start in the background: setsid nohup scripts/long-benchmarks.sh >> runs/long-benchmarks.log 2>&1 < /dev/null &
@@ -17,17 +16,6 @@ echo 10 > /proc/self/autogroup 2> /dev/null || true
 AUTOPEFT="nice -n 10 .venv/bin/autopeft"
 CALIBRATION=sqlite:///data/studies/calibration.db
 mkdir -p runs
-echo "== $(date -u) warm-start pair (one process per seed; a search's workers share a study safely)"
-for seed in 0 1; do
-  $AUTOPEFT bench warm-start --model minilm --task stsb --source glue-minilm-search-mrpc \
-    --source-storage sqlite:///data/studies/glue-minilm.db --seeds $seed --trials 40 --probe-storage $CALIBRATION \
-    --storage sqlite:///data/studies/warm-start.db --out runs/warm-start-stsb-s$seed >> runs/warm-start-s$seed.log 2>&1 &
-done
-wait
-$AUTOPEFT bench warm-start --model minilm --task stsb --source glue-minilm-search-mrpc \
-  --source-storage sqlite:///data/studies/glue-minilm.db --seeds 0,1 --trials 40 --probe-storage $CALIBRATION \
-  --storage sqlite:///data/studies/warm-start.db --out data/benchmarks/warm-start-stsb \
-  > data/benchmarks/warm-start-stsb.txt 2>> runs/warm-start.log
 echo "== $(date -u) GLUE, second edition"
 $AUTOPEFT bench glue --rate-grid 0.33,1,3 --search-fidelity auto --probe-storage $CALIBRATION --early-stop \
   --transfer-from auto --search-trials 40 --top 3 --jobs 2 --storage sqlite:///data/studies/glue-minilm-v2.db \
