@@ -30,10 +30,12 @@ from autopeft.methods import Method, get_method
 from autopeft.params import ParamCount, param_count
 from autopeft.peft.build import HEAD_NAME, PEFTHandle, attach_config, attach_method, detach, eject_prefixes
 from autopeft.peft.heads import start_head_at
+from autopeft.peft.prefix_start import QueryMeans, has_long_prefix, measure_queries, quiet_prefixes
 from autopeft.space import PEFTConfig
 from autopeft.tasks import Plan, TaskData, View
 
 Trainable = PEFTConfig | Method | str
+QUERY_SAMPLE = 64  # training examples whose queries give the directions a quiet prefix start pushes against
 
 
 def seed_everything(seed: int) -> None:
@@ -89,6 +91,7 @@ class Engine:
         self.tokens = token_cache or TOKEN_CACHE
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.trials_run = 0
+        self._query_means: dict[tuple[str, int, bytes], QueryMeans] = {}
 
     # --- data ------------------------------------------------------------------------------
 
@@ -187,6 +190,8 @@ class Engine:
             if fidelity.head_start == "prior":
                 start_head_at(self.model, HEAD_NAME, self.task.prior_outputs(plan))
             self.model.to(self.device)
+            if fidelity.prefix_start == "quiet" and has_long_prefix(self.model, handle.adapter_names):
+                quiet_prefixes(self.model, handle.adapter_names, self._queries(plan, fidelity.max_length))
             if handle.regime != "adapters":
                 saved_backbone = {
                     n: p.detach().clone()
@@ -221,6 +226,16 @@ class Engine:
             saving.write_json(out_path / "config.json", result.config)
             saving.write_json(out_path / "metrics.json", result.to_dict())
         return result
+
+    def _queries(self, plan: Plan, max_length: int) -> QueryMeans:
+        """The backbone's mean query directions on the first training examples of `plan` (measured once)."""
+        rows = plan.train.indices[:QUERY_SAMPLE]
+        key = (plan.train.split, max_length, np.asarray(rows).tobytes())
+        if key not in self._query_means:
+            batch = self.encoded(plan.train.split, max_length).batch(rows, self.device)
+            batch.pop("labels")
+            self._query_means[key] = measure_queries(self.model, batch)
+        return self._query_means[key]
 
     def _check_plan(self, plan: Plan) -> None:
         if len(plan.train) == 0:
