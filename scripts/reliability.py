@@ -75,6 +75,7 @@ CASES: tuple[str, ...] = (
     f"{SEARCH} --fidelity pooling=max",
     f"{SEARCH} --fidelity head_start=mean",
     f"{SEARCH} --fidelity module_rates=fast",
+    f"{SEARCH} --fidelity prefix_start=zero",
     f"{SEARCH} --fidelity interim_eval_fraction=1.5",
     f"{SEARCH} --fidelity max_train_samples=10,train_fraction=0.5",
     f"{SEARCH} --fidelity lr=-1",
