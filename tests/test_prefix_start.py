@@ -12,9 +12,10 @@ from adapters.methods.prefix_tuning import PrefixTuning
 
 from autopeft.engine import Engine, Fidelity
 from autopeft.engine.fidelity import FidelityError
+from autopeft.modules import QUIET_PREFIX_POSITIONS
 from autopeft.peft import prefix_start
 from autopeft.peft.build import attach_config, detach
-from autopeft.peft.prefix_start import QUIET_POSITIONS, has_long_prefix, measure_queries, quiet_prefixes
+from autopeft.peft.prefix_start import has_long_prefix, measure_queries, quiet_prefixes
 from autopeft.space import PEFTConfig
 from autopeft.tasks import load_task
 
@@ -66,7 +67,7 @@ def test_a_long_prefix_starts_with_the_logits_of_a_quiet_one(tiny):
     model = tiny.model
     with shared_query_direction(model, heads_with=2):
         means = measure_queries(model, _batch())
-    length = 4 * QUIET_POSITIONS
+    length = 4 * QUIET_PREFIX_POSITIONS
     handle = attach_config(model, PEFTConfig.shared(range(tiny.dims.num_layers), prefix=length), tiny.dims, 1)
     try:
         assert has_long_prefix(model, handle.adapter_names)
@@ -103,17 +104,17 @@ def test_heads_without_a_shared_direction_keep_their_start():
         projections=(torch.tensor([2.0, 2.0, -1.0]),),
         spreads=(torch.tensor([0.5, 2.5, 0.5]),),  # head 1 spreads wider than its mean; head 2 points away
     )
-    offset = prefix_start.key_offset(means, 0, length=8 * QUIET_POSITIONS)
+    offset = prefix_start.key_offset(means, 0, length=8 * QUIET_PREFIX_POSITIONS)
     step = math.log(8) * math.sqrt(8) / 2.0
     assert torch.allclose(offset[0], -step * direction[0])
     assert not offset[1:].any()
-    assert not prefix_start.key_offset(means, 0, length=QUIET_POSITIONS).any()
+    assert not prefix_start.key_offset(means, 0, length=QUIET_PREFIX_POSITIONS).any()
 
 
 def test_short_prefixes_and_other_adapters_are_left_as_they_start(tiny):
     model = tiny.model
     means = measure_queries(model, _batch())
-    handle = attach_config(model, PEFTConfig.shared([0, 1], prefix=QUIET_POSITIONS, serial=4), tiny.dims, 1)
+    handle = attach_config(model, PEFTConfig.shared([0, 1], prefix=QUIET_PREFIX_POSITIONS, serial=4), tiny.dims, 1)
     try:
         assert not has_long_prefix(model, handle.adapter_names)
         state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -149,7 +150,7 @@ def test_the_engine_starts_long_prefixes_quiet_and_nothing_else(glue_dir, size):
         result = engine.run_trial(config, fidelity, seed=0, mode="search")
         assert result.ok
         runs[start] = result.headline
-    if size > QUIET_POSITIONS:
+    if size > QUIET_PREFIX_POSITIONS:
         assert runs["quiet"] != runs["random"]
         assert len(engine._query_means) == 1  # measured once, on the trial's training examples
     else:  # a short prefix trains bit for bit as before the knob

@@ -91,3 +91,8 @@ rate is steady at every size; prefix-tuning learns best and most steadily at the
 third of it stalls, three times it collapses). The others are how earlier studies trained, kept so
 that those read, resume and retrain as they ran: "damped" (prefix-tuning at a third too, its best
 while the head started from zero) and "equal" (one rate for all, before per-kind rates)."""
+
+QUIET_PREFIX_POSITIONS = 24
+"""The fidelity knob `prefix_start=quiet` starts a longer prefix with the attention share of this many
+positions (`autopeft.peft.prefix_start`); shorter prefixes start as adapters makes them. On MiniLM /
+STS-B at the search budget prefixes up to h/16 (24) learn steadily from adapters' start."""

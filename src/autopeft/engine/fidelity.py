@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.methods import Method
-from autopeft.modules import MODULE_KINDS, MODULE_RATES
+from autopeft.modules import MODULE_KINDS, MODULE_RATES, QUIET_PREFIX_POSITIONS
 from autopeft.space import PEFTConfig
 
 if TYPE_CHECKING:
@@ -56,10 +56,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # (about 2.7 on STS-B) with a large loss through every module; a parallel adapter at h/2 on STS-B
 # then ended at 0.33 correlation on one seed of three, and 0.73 starting from the prior.
 HEAD_STARTS = ("prior", "zero")
-# How prefix-tuning's keys start: "quiet", a prefix longer than 24 positions starts with the attention
-# share of 24 (keys offset against each head's mean query direction, `peft.prefix_start`), or "random",
-# as adapters makes them. A random prefix of 192 on STS-B (MiniLM, 1000 x 2) ended at 0.46, 0.46 and
-# 0.73 correlation for three seeds; quiet, at 0.68, 0.64 and 0.71.
+# How prefix-tuning's keys start: "quiet", a prefix longer than QUIET_PREFIX_POSITIONS starts with the
+# attention share of that many positions (keys offset against each head's mean query direction,
+# `peft.prefix_start`), or "random", as adapters makes them. A random prefix of 192 on STS-B (MiniLM,
+# 1000 x 2) ended at 0.46, 0.46 and 0.73 correlation for three seeds (see docs/BENCHMARKS.md).
 PREFIX_STARTS = ("quiet", "random")
 
 
@@ -115,7 +115,10 @@ class Fidelity:
         metadata={"help": "each module kind's share of lr: parallel-damped (parallel at 0.3x), damped, equal"},
     )
     prefix_start: str = field(
-        default="quiet", metadata={"help": "long prefixes start with the attention share of 24 positions, or random"}
+        default="quiet",
+        metadata={
+            "help": f"quiet: a prefix starts with the attention share of at most {QUIET_PREFIX_POSITIONS}; random"
+        },
     )
 
     def __post_init__(self) -> None:

@@ -9,10 +9,11 @@ three stalled near 0.46 correlation within the search budget (0.73 for the third
 The queries of a pretrained model share a strong mean direction per head (MiniLM on STS-B: every
 query projects positively on its head's mean direction, 3.5 to 5.2 on average, spread about 1). A
 key offset against that direction lowers the logit of every prefix position by ln(L / L0) for the
-average query, so L positions start with the attention mass of L0 neutral ones (cosine 0.95 for 192
-with L0 = 24) and stay free to learn. Prefixes of at most L0 positions start as adapters makes them.
-The offset is a bias of the reparameterisation MLP's last layer (or of the flat prefix), so the
-trained prefixes eject and export as any others.
+average query, so L positions start with the attention mass of L0 neutral ones (L0 is
+`autopeft.modules.QUIET_PREFIX_POSITIONS`; a cosine of 0.95 for 192 with L0 = 24) and stay free to
+learn. Prefixes of at most L0 positions start as adapters makes them. The offset is a bias of the
+reparameterisation MLP's last layer (or of the flat prefix), so the trained prefixes eject and
+export as any others.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ import torch
 from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuning, PrefixTuningLayer
 
 from autopeft.errors import UserError
+from autopeft.modules import QUIET_PREFIX_POSITIONS
 
-# L0: the prefix length that starts at adapters' initialisation and that longer prefixes start like.
-# On MiniLM / STS-B at the search budget prefixes of up to 24 (h/16) learn steadily as they are.
-QUIET_POSITIONS = 24
 # Attributes that hold the query projection of a self-attention, by architecture family.
 _QUERY_NAMES = ("query", "q_proj", "q_lin")
 # A head whose queries' projections on their mean direction spread more than this times their mean
@@ -98,7 +97,9 @@ def measure_queries(model: Any, batch: dict[str, torch.Tensor]) -> QueryMeans:
     return QueryMeans(tuple(directions), tuple(projections), tuple(spreads))
 
 
-def key_offset(means: QueryMeans, site: int, length: int, quiet_positions: int = QUIET_POSITIONS) -> torch.Tensor:
+def key_offset(
+    means: QueryMeans, site: int, length: int, quiet_positions: int = QUIET_PREFIX_POSITIONS
+) -> torch.Tensor:
     """The offset (heads x head_dim) added to every prefix key at `site` for a prefix of `length`."""
     direction, projection = means.directions[site], means.projections[site]
     if length <= quiet_positions:
@@ -119,14 +120,14 @@ def _prefix_modules(model: Any, adapter_names: list[str]) -> list[tuple[int, int
     ]
 
 
-def has_long_prefix(model: Any, adapter_names: list[str], quiet_positions: int = QUIET_POSITIONS) -> bool:
+def has_long_prefix(model: Any, adapter_names: list[str], quiet_positions: int = QUIET_PREFIX_POSITIONS) -> bool:
     """Whether any prefix of `adapter_names` is longer than `quiet_positions` (so starting quiet changes it)."""
     return any(m.config.prefix_length > quiet_positions for _, _, m in _prefix_modules(model, adapter_names))
 
 
 @torch.no_grad()
 def quiet_prefixes(
-    model: Any, adapter_names: list[str], means: QueryMeans, quiet_positions: int = QUIET_POSITIONS
+    model: Any, adapter_names: list[str], means: QueryMeans, quiet_positions: int = QUIET_PREFIX_POSITIONS
 ) -> int:
     """Offset the keys of the prefixes of `adapter_names` (see the module docstring); the number of
     prefix sites changed."""
