@@ -139,7 +139,7 @@ def test_measuring_leaves_the_model_as_it_was(tiny):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [8, 40])
+@pytest.mark.parametrize("size", [8, QUIET_PREFIX_POSITIONS + 8])
 def test_the_engine_starts_long_prefixes_quiet_and_nothing_else(glue_dir, size):
     task = load_task("stsb", glue_dir=str(glue_dir))
     engine = Engine("tiny-bert", task, progress=False)
