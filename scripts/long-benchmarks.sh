@@ -1,7 +1,11 @@
 #!/bin/bash
 # The long CPU benchmarks still to finish, in order, each resumable: run this again after any interruption
 # (a session's end included) and every step continues where it stopped, from the studies under data/studies/.
-#   issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md)
+#   1. each task's calibration probe at today's defaults (prefixes start quiet since session 11; a probe
+#      stored before reads as trained with random prefix starts, so `--fidelity auto` would not reuse it),
+#      with the ladders and caps that found (or ruled out) signal before (data/benchmarks/calibration/)
+#   2. issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md), whose
+#      searches reuse those probes
 # Done and committed: the first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) and issue 19's
 # real warm-start pair (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/).
 # Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
@@ -16,6 +20,18 @@ echo 10 > /proc/self/autogroup 2> /dev/null || true
 AUTOPEFT="nice -n 10 .venv/bin/autopeft"
 CALIBRATION=sqlite:///data/studies/calibration.db
 mkdir -p runs
+calibrate() {  # task, output name, flags; skipped once its output is committed
+  local out=data/benchmarks/calibration/$2.txt
+  [ -s "$out" ] && return 0
+  echo "== $(date -u) calibrate $1 ($2)"
+  $AUTOPEFT calibrate --model minilm --task "$1" "${@:3}" --jobs 2 --storage $CALIBRATION > "runs/$2.part" \
+    2>> runs/calibrate-$2.log || [ $? -eq 1 ]  # exit 1: no rung with signal, itself a finding
+  mv "runs/$2.part" "$out"
+}
+calibrate stsb stsb-quiet --max-minutes 25
+calibrate cola cola-quiet --ladder 2000x2,4000x2 --max-minutes 45
+calibrate mrpc mrpc-quiet --max-minutes 12
+calibrate rte rte-quiet --max-minutes 12
 echo "== $(date -u) GLUE, second edition"
 $AUTOPEFT bench glue --rate-grid 0.33,1,3 --search-fidelity auto --probe-storage $CALIBRATION --early-stop \
   --transfer-from auto --search-trials 40 --top 3 --jobs 2 --storage sqlite:///data/studies/glue-minilm-v2.db \
