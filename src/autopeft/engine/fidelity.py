@@ -61,6 +61,14 @@ HEAD_STARTS = ("prior", "zero")
 # `peft.prefix_start`), or "random", as adapters makes them. A random prefix of 192 on STS-B (MiniLM,
 # 1000 x 2) ended at 0.46, 0.46 and 0.73 correlation for three seeds (see docs/BENCHMARKS.md).
 PREFIX_STARTS = ("quiet", "random")
+# The knobs that take one of a few names, and those names.
+KNOB_CHOICES: dict[str, tuple[str, ...]] = {
+    "pooling": POOLINGS,
+    "precision": PRECISIONS,
+    "head_start": HEAD_STARTS,
+    "prefix_start": PREFIX_STARTS,
+    "module_rates": tuple(MODULE_RATES),
+}
 
 
 def legacy_defaults(stored: dict[str, Any]) -> dict[str, Any]:
@@ -149,20 +157,9 @@ class Fidelity:
                 raise FidelityError(f"fidelity {name} must be in (0, {upper}], got {value}")
         if self.max_train_samples is not None and self.train_fraction is not None:
             raise FidelityError("give max_train_samples or train_fraction, not both")
-        if self.pooling not in POOLINGS:
-            raise FidelityError(f"fidelity pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if self.precision not in PRECISIONS:
-            raise FidelityError(f"fidelity precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.head_start not in HEAD_STARTS:
-            raise FidelityError(f"fidelity head_start must be one of {', '.join(HEAD_STARTS)}, got {self.head_start!r}")
-        if self.prefix_start not in PREFIX_STARTS:
-            raise FidelityError(
-                f"fidelity prefix_start must be one of {', '.join(PREFIX_STARTS)}, got {self.prefix_start!r}"
-            )
-        if self.module_rates not in MODULE_RATES:
-            raise FidelityError(
-                f"fidelity module_rates must be one of {', '.join(MODULE_RATES)}, got {self.module_rates!r}"
-            )
+        for name, allowed in KNOB_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise FidelityError(f"fidelity {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise FidelityError(f"fidelity warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("weight_decay", "max_grad_norm", "split_seed"):
