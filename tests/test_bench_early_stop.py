@@ -21,6 +21,7 @@ def test_both_modes_side_by_side_then_resume(glue_dir, tmp_path, capsys, monkeyp
     assert figures["off"]["cpu_hours"] > 0 and figures["on"]["cpu_hours"] > 0
     assert figures["checked"] == min(5, figures["stopped"]) and 0 <= figures["false_stops"] <= figures["checked"]
     assert (tmp_path / "es.png").stat().st_size > 0
+    assert 0.3 <= figures["oracle_share"] <= 1  # nothing stops before the minimum share
     for mode in ("off", "on"):
         study = optuna.load_study(study_name=f"early-stop-rte-s0-{mode}", storage=url)
         counted = [t for t in study.trials if t.state.name == "COMPLETE" or "early_stopped" in t.user_attrs]
@@ -35,6 +36,35 @@ def test_both_modes_side_by_side_then_resume(glue_dir, tmp_path, capsys, monkeyp
     assert trials_before == {
         m: len(optuna.load_study(study_name=f"early-stop-rte-s0-{m}", storage=url).trials) for m in ("off", "on")
     }
+
+
+def _finished(study, score, params, cpu, curve=()):
+    from optuna.distributions import IntDistribution
+
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[score, params],
+            params={"x": 0},
+            distributions={"x": IntDistribution(0, 1)},
+            user_attrs={"cpu_seconds": cpu, "curve": [list(p) for p in curve]},
+        )
+    )
+
+
+def test_oracle_stops_only_the_trials_that_end_below_the_front_at_their_size():
+    from autopeft.bench.early_stop import first_stop_share, oracle_share
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    _finished(study, 0.5, 100, 10.0)  # the first: on the front
+    _finished(study, 0.4, 200, 30.0)  # below 0.5 at no more parameters: stopped
+    _finished(study, 0.3, 50, 20.0)  # smaller than all before: on the front
+    _finished(study, 0.6, 300, 40.0)  # above the front at its size
+    assert oracle_share(study, 0.5) == (10 + 15 + 20 + 40) / 100
+    assert oracle_share(study, 0.25) == (10 + 7.5 + 20 + 40) / 100
+    on = optuna.create_study(directions=["maximize", "minimize"])
+    _finished(on, 0.5, 100, 1.0, curve=[(0.25, 0.1), (0.5, 0.2), (0.75, 0.3), (1.0, 0.4)])
+    assert first_stop_share(on, 0.5) == 0.5 and first_stop_share(on, 0.3) == 0.5
+    assert first_stop_share(on, 0.8) is None  # only the end is left: nothing can stop
 
 
 def test_a_single_evaluation_is_refused(glue_dir, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The same searches with and without early stopping, side by side: CPU hours, hypervolume against CPU
-hours, and false stops (stopped trials that, finished at their whole budget, would have reached the
-front at their size).
+hours, false stops (stopped trials that, finished at their whole budget, would have reached the
+front at their size), and the share of CPU a rule with perfect foresight would have used (`oracle_share`):
+the floor under any rule at the same checkpoints.
 
 With `fidelity` None each task's searches run at the fidelity its calibration probe chose (`search
 --fidelity auto`): the "off" searches at it as calibrated, the "on" ones with the evaluations within
@@ -118,12 +119,46 @@ def _pair(bench: EarlyStopBench, storage: Any, task: str, seed: int, log: Callab
     import optuna
 
     out: dict[str, Any] = {}
-    for mode in MODES:
-        study = optuna.load_study(study_name=bench.study_name(task, seed, mode), storage=storage)
+    studies = {m: optuna.load_study(study_name=bench.study_name(task, seed, m), storage=storage) for m in MODES}
+    for mode, study in studies.items():
         out[mode] = {"cpu_hours": _cpu_hours(study), "hypervolume": _final_hv(study), "curve": _hv_by_cpu(study)}
-    on = optuna.load_study(study_name=bench.study_name(task, seed, "on"), storage=storage)
-    out["on"]["false_stops"], out["on"]["checked"], out["on"]["stopped"] = _false_stops(bench, on, log)
+    out["on"]["false_stops"], out["on"]["checked"], out["on"]["stopped"] = _false_stops(bench, studies["on"], log)
+    first = first_stop_share(studies["on"], bench.rule.min_share)
+    out["off"]["oracle_share"] = None if first is None else oracle_share(studies["off"], first)
     return out
+
+
+def first_stop_share(study: optuna.Study, min_share: float) -> float | None:
+    """The earliest point of the budget at which the study's trials could stop: their first evaluation at
+    or after `min_share` and before the end (None: no such evaluation, so nothing can stop)."""
+    from autopeft.search.record import TRIAL_CURVE
+
+    shares = {at for t in study.get_trials(deepcopy=False) for at, _ in t.user_attrs.get(TRIAL_CURVE, [])}
+    usable = [at for at in shares if min_share - 1e-9 <= at < 1 - 1e-9]
+    return min(usable) if usable else None
+
+
+def oracle_share(study: optuna.Study, first: float) -> float:
+    """The CPU share a rule with perfect foresight would have used on `study` (a search without early
+    stopping), stopping at `first` of its budget each trial that ends below the front of the trials
+    finished before it at its size, and no other: a floor under any rule stopping there. In a
+    multi-objective search many trials reach the front when they finish (every one smaller than all
+    before it does), which bounds what early stopping can save. Extra scoring passes are not counted."""
+    from optuna.trial import TrialState
+
+    from autopeft.search.early_stop import Finished, front_score_at
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    trials.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+    finished: list[Finished] = []
+    spent = total = 0.0
+    for t in trials:
+        cost = t.user_attrs.get("cpu_seconds", 0.0)
+        front = front_score_at(finished, int(t.values[1]))
+        total += cost
+        spent += cost if front is None or t.values[0] >= front else first * cost
+        finished.append(Finished(int(t.values[1]), float(t.values[0]), ()))
+    return spent / total if total else 1.0
 
 
 def _cpu_hours(study: optuna.Study) -> float:
@@ -201,6 +236,8 @@ def summarise(figures: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
                 "hypervolume_spread": statistics.pstdev(hv) if len(hv) > 1 else 0.0,
             }
         row["cpu_share"] = row["on"]["cpu_hours"] / row["off"]["cpu_hours"] if row["off"]["cpu_hours"] else None
+        oracles = [f["off"]["oracle_share"] for f in by_seed.values()]
+        row["oracle_share"] = None if None in oracles else statistics.fmean(oracles)
         row["false_stops"] = sum(f["on"]["false_stops"] for f in by_seed.values())
         row["checked"] = sum(f["on"]["checked"] for f in by_seed.values())
         row["stopped"] = sum(f["on"]["stopped"] for f in by_seed.values())
