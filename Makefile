@@ -30,7 +30,7 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=15  # the slowest, to keep the suite under 20 minutes
 
 lint: install
 	$(VENV)/bin/ruff check src tests
