@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from autopeft.bench.glue_page import Page, write_page
-from autopeft.bench.glue_table import build_rows, flat_tasks, markdown_table, per_task_claim, transfer_claim
+from autopeft.bench.glue_table import (
+    aim_verdict,
+    build_rows,
+    flat_tasks,
+    markdown_table,
+    per_task_claim,
+    transfer_claim,
+)
 
 TASKS = ("rte", "mrpc")
 
@@ -20,7 +27,15 @@ def _runs(scores: dict[str, dict[str, list[float]]], percent: dict[str, float]):
     }
 
 
-PERCENT = {"full": 100.0, "pfeiffer": 0.5, "lora": 0.3, "autopeft-transfer": 0.2, "autopeft-task": 0.4}
+PERCENT = {
+    "full": 100.0,
+    "pfeiffer": 0.5,
+    "lora": 0.3,
+    "autopeft-transfer": 0.2,
+    "autopeft-transfer#2": 0.2,
+    "autopeft-task": 0.4,
+    "autopeft-task#2": 0.4,
+}
 
 
 def test_cells_average_and_paired_seed_spread():
@@ -64,6 +79,55 @@ def test_per_task_claim_against_full_fine_tuning_within_seed_spread():
     scores["autopeft-task"] = {"rte": [0.40, 0.41], "mrpc": [0.60, 0.61]}
     verdict = per_task_claim(build_rows(_runs(scores, PERCENT), TASKS), TASKS)
     assert verdict.holds is False and "0 of 2 tasks" in verdict.text
+
+
+def test_claims_use_the_row_chosen_on_held_out_train_not_the_best_on_dev():
+    scores = {
+        "full": {"rte": [0.6, 0.6], "mrpc": [0.8, 0.8]},
+        "pfeiffer": {"rte": [0.6, 0.6], "mrpc": [0.8, 0.8]},
+        "autopeft-transfer": {"rte": [0.5, 0.5], "mrpc": [0.7, 0.7]},
+        "autopeft-transfer#2": {"rte": [0.9, 0.9], "mrpc": [0.9, 0.9]},  # better on dev, second on held-out
+        "autopeft-task": {"rte": [0.5, 0.5], "mrpc": [0.7, 0.7]},
+        "autopeft-task#2": {"rte": [0.9, 0.9], "mrpc": [0.9, 0.9]},
+    }
+    rows = build_rows(_runs(scores, PERCENT), TASKS)
+    assert transfer_claim(rows).holds is False and per_task_claim(rows, TASKS).holds is False
+
+
+def test_per_task_claim_over_the_searched_tasks_only():
+    scores = {
+        "full": {"rte": [0.5, 0.5], "mrpc": [0.80, 0.82]},
+        "autopeft-task": {"mrpc": [0.81, 0.81]},  # RTE: its calibration found no signal, so no search
+    }
+    rows = build_rows(_runs(scores, PERCENT), TASKS)
+    assert per_task_claim(rows, TASKS).holds is None  # without knowing why, a missing task is a missing result
+    verdict = per_task_claim(rows, TASKS, unsearched=("rte",))
+    assert (
+        verdict.holds is True
+        and "1 of 1 tasks" in verdict.text
+        and "Not searched (no calibrated signal): RTE" in (verdict.text)
+    )
+    assert per_task_claim(rows, TASKS, unsearched=TASKS).holds is None
+
+
+def test_aim_is_judged_on_searched_tasks_where_something_learns():
+    floors = {"rte": 0.5, "mrpc": 0.75}
+    scores = {
+        "full": {"rte": [0.5, 0.5], "mrpc": [0.85, 0.85]},
+        "pfeiffer": {"rte": [0.5, 0.5], "mrpc": [0.80, 0.80]},  # at 0.5 % parameters
+        "lora": {"rte": [0.5, 0.5], "mrpc": [0.78, 0.78]},
+        "autopeft-task": {"rte": [0.5, 0.5], "mrpc": [0.80, 0.79]},  # 0.4 %: as good within its std, smaller
+    }
+    rows = build_rows(_runs(scores, PERCENT), TASKS)
+    verdict = aim_verdict(rows, TASKS, floors)
+    assert verdict.holds is True and "1 of 1" in verdict.text  # nothing learns on RTE: not judged
+    scores["autopeft-task"]["mrpc"] = [0.70, 0.71]
+    assert aim_verdict(build_rows(_runs(scores, PERCENT), TASKS), TASKS, floors).holds is False
+    bigger = {**PERCENT, "autopeft-task": 0.9}  # as good, but more parameters than the serial adapter
+    scores["autopeft-task"]["mrpc"] = [0.80, 0.80]
+    verdict = aim_verdict(build_rows(_runs(scores, bigger), TASKS), TASKS, floors)
+    assert verdict.holds is False and "(not met)" in verdict.text
+    assert aim_verdict(rows, TASKS, floors, unsearched=("mrpc",)).holds is None
 
 
 def test_page_has_table_claims_costs_and_plot(tmp_path):
