@@ -19,7 +19,8 @@ install: $(VENV)/.installed
 
 # The main job: a real AutoPEFT search (SAAS GP by NUTS + qLogNEHVI) on MiniLM and GLUE STS-B at the
 # fidelity `autopeft calibrate` chose for it (1000 training examples x 1 epoch: ratio 3.2, margin 19.3
-# SE at today's defaults; docs/BENCHMARKS.md), two trials at once on the two cores, then its report. Run again, it continues.
+# SE at today's defaults; docs/BENCHMARKS.md), two trials at once on the two cores, then its report.
+# Run again, it continues.
 DEMO_FIDELITY ?= epochs=1,max_train_samples=1000,batch_size=16,lr=1e-3,pooling=mean
 DEMO_TRIALS ?= 14
 demo: install

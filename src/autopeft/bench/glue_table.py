@@ -153,9 +153,15 @@ def transfer_claim(rows: Sequence[RowResult]) -> Verdict:
     return Verdict(claim, holds, words)
 
 
-def manual_peft(rows: Sequence[RowResult]) -> list[RowResult]:
-    """The complete rows of existing PEFT methods (neither full fine-tuning nor AutoPEFT)."""
-    return [r for r in rows if r.name != FULL and not r.name.startswith("autopeft") and r.complete]
+def manual_peft(rows: Sequence[RowResult], complete: bool = True) -> list[RowResult]:
+    """The rows of existing PEFT methods (neither full fine-tuning nor AutoPEFT); by default only those
+    with a result on every task."""
+    return [r for r in rows if r.name != FULL and not r.name.startswith("autopeft") and (r.complete or not complete)]
+
+
+def at_least(a: Cell, b: Cell) -> bool:
+    """`a` scores at least as well as `b`: above it, or below by no more than the larger seed std."""
+    return a.mean >= b.mean - max(a.std, b.std)
 
 
 def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str], unsearched: Sequence[str] = ()) -> Verdict:
@@ -177,8 +183,7 @@ def per_task_claim(rows: Sequence[RowResult], tasks: Sequence[str], unsearched: 
     wins = 0
     for task in judged:
         a, b = ours.cells[task], full.cells[task]
-        within = abs(a.mean - b.mean) <= max(a.std, b.std)
-        wins += a.mean >= b.mean or within
+        wins += at_least(a, b)
         per_task.append(f"{task_title(task)} {100 * a.mean:.1f} vs {100 * b.mean:.1f}")
     ours_avg, full_avg = (statistics.fmean(r.cells[t].mean for t in judged) for r in (ours, full))
     margin = 100 * (ours_avg - full_avg)
@@ -208,11 +213,13 @@ def aim_verdict(
     )
     by_name = {r.name: r for r in rows}
     ours = by_name.get(AUTOPEFT_TASK)
-    peft = [r for r in rows if r.name != FULL and not r.name.startswith("autopeft")]
+    peft = manual_peft(rows, complete=False)
     judged = [
         t
         for t in tasks
-        if t not in unsearched and t in floors and any(c.mean - c.std > floors[t] for r in rows for c in _cell(r, t))
+        if t not in unsearched
+        and t in floors
+        and any(r.cells[t].mean - r.cells[t].std > floors[t] for r in rows if t in r.cells)
     ]
     if not judged:
         return Verdict(claim, None, "No searched task where any row learns above the floor yet.")
@@ -223,7 +230,7 @@ def aim_verdict(
         a = ours.cells[task]
         best = max((r for r in peft if task in r.cells), key=lambda r: r.cells[task].mean)
         b = best.cells[task]
-        ok = a.mean >= b.mean - max(a.std, b.std) and a.percent <= b.percent
+        ok = at_least(a, b) and a.percent <= b.percent
         met += ok
         per_task.append(
             f"{task_title(task)} {100 * a.mean:.1f} at {a.percent:.3g} % vs {best.title()} {100 * b.mean:.1f} at"
@@ -231,10 +238,6 @@ def aim_verdict(
         )
     words = f"Met on {met} of {len(judged)} task(s) where some row learns: {'; '.join(per_task)}."
     return Verdict(claim, met == len(judged), words)
-
-
-def _cell(row: RowResult, task: str) -> list[Cell]:
-    return [row.cells[task]] if task in row.cells else []
 
 
 def _spread(row: RowResult, tasks: Sequence[str]) -> float:
