@@ -190,3 +190,19 @@ def test_floor_row_and_daggers_on_cells_that_learnt_nothing():
     assert "| Full fine-tuning | 65.0 ± 7.1 | 85.0 ± 7.1 |" in table
     assert table.splitlines()[-1] == "| *Constant prediction (majority class)* | *52.7* | *74.8* | *63.7* | 0 |"
     assert "Constant prediction" not in markdown_table(build_rows(_runs(scores, PERCENT), TASKS), TASKS, {})
+
+
+def test_transfer_source_is_not_named_before_every_search_has_run():
+    from types import SimpleNamespace
+
+    from autopeft.bench.glue_report import _transfer
+
+    def bench(attrs, strengths):
+        source = max(strengths, key=strengths.__getitem__) if strengths else None
+        return SimpleNamespace(tasks=["rte", "cola"], attrs=lambda: attrs, signal_strengths=lambda: strengths,
+                               transfer_source=lambda: source)  # fmt: skip
+
+    assert "chosen once every search has run" in _transfer(bench({}, {}))
+    assert "chosen once" in _transfer(bench({"chosen:rte": ["c"]}, {"rte": 4.0}))  # CoLA's search still to run
+    assert "no transferred row" in _transfer(bench({"nosignal:rte": "x", "nosignal:cola": "x"}, {}))
+    assert _transfer(bench({"chosen:rte": ["c"], "nosignal:cola": "x"}, {"rte": 4.0})).startswith("from RTE,")

@@ -103,8 +103,8 @@ def write_page(page: Page, path: Path) -> Path:
         "## Setup",
         "",
         f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (by default every GLUE"
-        f" task in the data folder). Seeds: {', '.join(map(str, page.seeds))}; cells are mean ± sample std over"
-        " seeds, x100.",
+        f" task in the data folder). Seeds: {', '.join(map(str, page.seeds)) or 'none yet'}; cells are mean ± sample"
+        " std over seeds, x100.",
         f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
         f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
         f" AdamW with {fid.get('warmup_ratio')} warm-up and linear decay; the best of the per-epoch evaluations on the"

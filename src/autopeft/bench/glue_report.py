@@ -120,6 +120,9 @@ def _transfer(bench: Bench) -> str:
     """Which search the transferred row comes from, and why (`--transfer-from auto`)."""
     from autopeft.bench.glue_table import task_title
 
+    attrs = bench.attrs()
+    if any(f"chosen:{t}" not in attrs and f"nosignal:{t}" not in attrs for t in bench.tasks):
+        return "from the search with the strongest calibrated signal, chosen once every search has run"
     strengths = bench.signal_strengths()
     source = bench.transfer_source()
     if source is None:
