@@ -72,6 +72,16 @@ def test_search_report_and_closing_json(tmp_path):
     assert "## Manual baselines (same fidelity)" in text and "| pfeiffer |" in text and "| lora |" in text
 
 
+@pytest.fixture(scope="module")
+def one_trial_study(tmp_path_factory) -> Path:
+    """A study with one finished trial, made once: each bad-input case runs on its own copy."""
+    path = tmp_path_factory.mktemp("one-trial") / "s.db"
+    first = autopeft("search", *FAST, "--trials", "1", "--sampler", "random", "--storage", f"sqlite:///{path}",
+                     "--study", "s")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    return path
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -85,11 +95,10 @@ def test_search_report_and_closing_json(tmp_path):
         (["--copula"], "AutoPEFT sampler options, not random's"),
     ],
 )
-def test_bad_input_leaves_the_study_untouched(tmp_path, args, message):
+def test_bad_input_leaves_the_study_untouched(one_trial_study, tmp_path, args, message):
+    before = one_trial_study.read_bytes()
+    (tmp_path / "s.db").write_bytes(before)
     url = f"sqlite:///{tmp_path / 's.db'}"
-    first = autopeft("search", *FAST, "--trials", "1", "--sampler", "random", "--storage", url, "--study", "s")
-    assert first.returncode == 0, first.stderr
-    before = (tmp_path / "s.db").read_bytes()
     cli = [*FAST, "--trials", "2", "--sampler", "random", "--storage", url, "--study", "s"]
     for flag in args[::2]:  # the bad value replaces the good one
         if flag in cli:
