@@ -46,6 +46,7 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     best = {c: max(evidence(attrs, "rte", c, 1e-3, (0.5, 1.0)).values()) for c in chosen}
     ranked = sorted(chosen, key=best.__getitem__, reverse=True)
     assert attrs["rows"]["autopeft-transfer"] == {"rte": ranked[0], "cola": ranked[0]}
+    assert "autopeft-transfer#2" not in attrs["rows"]  # one configuration transferred: chosen on RTE alone
     assert attrs["rows"]["autopeft-task"] == {"rte": ranked[0]} and attrs["rows"]["autopeft-task#2"] == {
         "rte": ranked[1]
     }
@@ -56,6 +57,7 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     assert "## Learning rates" in text and "**" in text.split("## Learning rates")[1].split("##")[0]
     assert "- CoLA: not searched." in text and "the fidelity `autopeft calibrate` chose for each task" in text
     assert "from RTE, the search whose calibrated fidelity had the strongest signal" in text
+    assert "its configuration best on held-out train there, trained on every task" in text
     assert "| Calibrated fidelity |" in text and "evals_per_epoch=4" in text
     claims = text.split("## The paper's claims, here")[1].split("##")[0]
     assert "on every searched task" in claims  # no full fine-tuning row here; CoLA, unsearched, is not awaited

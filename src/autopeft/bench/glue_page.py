@@ -115,8 +115,13 @@ def write_page(page: Page, path: Path) -> Path:
         f" {page.search.get('max_params')} of the backbone, at {_search_fidelity_words(page.search)},"
         " scored on a held-out 10 % of train (dev is never seen by a search)."
         + _choice_words(page)
-        + f" *Transferred*: {page.transfer or 'from the search on ' + task_title(str(page.search['transfer_from']))}"
-        + ", trained on every task; *per task*: each task's own search.",
+        + (
+            f" *Transferred*: {page.transfer}; its configuration best on held-out train there, trained on every task"
+            if page.transfer
+            else f" *Transferred*: from the search on {task_title(str(page.search['transfer_from']))}, trained on"
+            " every task"
+        )
+        + "; *per task*: each task's own search.",
         "",
         "## Results",
         "",
