@@ -169,3 +169,28 @@ def test_serial_and_parallel_export_needs_the_ffn_call_and_travels(engine, tmp_p
     head = json.loads((folder / "adapters" / "task" / "head_config.json").read_text())
     assert head["config"]["label2id"] == {"entailment": 0, "not_entailment": 1}
     assert _plain_adapters_load(folder, enable=True).get_labels_dict("task") == {0: "entailment", 1: "not_entailment"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "glue", "--model", "tiny-bert", "--tasks", "rte", "--no-search", "--out", "{dir}", "{storage}"],
+        ["bench", "glue", "--model", "tiny-bert", "--no-search", "--out", "{file}/RESULTS.md", "{storage}"],
+        ["bench", "glue", "--report-only", "--out", "{file}/RESULTS.md", "{storage}"],
+        ["bench", "modules", "--tasks", "rte", "--out", "{dir}"],
+        ["bench", "modules", "--tasks", "rte", "--out", "{file}/runs.csv"],
+        ["bench", "make-pool", "--task", "rte", "--out", "{dir}"],
+        ["bench", "early-stop", "--tasks", "rte", "--plot", "{file}/early-stop.png", "{storage}"],
+    ],
+)
+def test_a_results_file_that_cannot_be_written_is_refused_before_any_work(argv, tmp_path, monkeypatch, capsys):
+    """The page, CSV or plot is written after hours of training: a folder in its place, or a file where its
+    folder should be, is refused first, and no study is created."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    storage = ["--storage", f"sqlite:///{tmp_path / 'b.db'}"]
+    args = [a.format(dir=tmp_path, file=tmp_path / "taken") for a in argv if a != "{storage}"]
+    assert main(args + storage * ("{storage}" in argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("is a folder, not a file" in err or "is a file, not a folder" in err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -58,6 +58,10 @@ class EarlyStopBench:
             raise UserError("early stopping needs more than one evaluation per trial: epochs=2 or evals_per_epoch=2")
         if self.false_stop_sample < 0:
             raise UserError("--false-stop-sample must not be negative")
+        if self.plot is not None:
+            from autopeft.paths import check_output_file
+
+            check_output_file(self.plot, flag="--plot")
 
     def study_name(self, task: str, seed: int, mode: str) -> str:
         return f"{self.name}-{task}-s{seed}-{mode}"

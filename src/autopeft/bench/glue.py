@@ -94,7 +94,10 @@ class GlueBench:
     out: Path = Path("RESULTS.md")
 
     def __post_init__(self) -> None:
+        from autopeft.paths import check_output_file
+
         check_study_name(self.study_name, "--name")
+        check_output_file(self.out)  # the page and its plots, written after hours of training
         if self.jobs < 1:
             raise UserError("--search-trials must be at least 2, --top and --jobs at least 1")
         if self.searching and self.search.transfer_from not in (*self.tasks, "auto"):
@@ -267,8 +270,10 @@ def write_page_only(
 ) -> None:
     """The page from the stored bench: its own tasks, manual methods and seeds unless named."""
     from autopeft.bench.glue_study import Bench
+    from autopeft.paths import check_output_file
     from autopeft.search.storage import load_study, open_storage
 
+    check_output_file(out)
     study_name = bench_name(name, model)
     opened = open_storage(storage, create=False)
     load_study(study_name, opened)  # a missing bench study is an error, not a new empty one

@@ -63,6 +63,9 @@ class ModulesBench:
         bad = [s for s in self.sizes if s not in SIZES]
         if bad or not self.sizes:
             raise UserError(f"unknown size {bad[0] if bad else ''!r}; known: {', '.join(SIZES)}")
+        from autopeft.paths import check_output_file
+
+        check_output_file(self.out)
 
 
 def nearest_choice(choices: Sequence[int], target: float) -> int:

@@ -94,11 +94,9 @@ class PoolRequest:
             raise UserError(f"--configs must be at least 2, got {self.configs}")
         if self.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {self.jobs}")
-        if self.out.is_dir():
-            raise UserError(f"--out {self.out} is a folder, not a CSV file")
-        from autopeft.paths import check_output_folder
+        from autopeft.paths import check_output_file
 
-        check_output_folder(self.out.parent)  # the CSV's folder: created or written, not a file
+        check_output_file(self.out)
 
 
 def make_pool(r: PoolRequest, log: Callable[[str], None]) -> dict[str, Any]:

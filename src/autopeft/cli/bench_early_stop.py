@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         false_stop_sample=args.false_stop_sample,
         jobs=args.jobs,
         device=args.device,
+        plot=args.plot,
     )
     summary = run_early_stop_bench(bench, log=lambda line: print(line, file=sys.stderr, flush=True))
     plot(summary, args.plot)
