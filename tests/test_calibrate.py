@@ -65,7 +65,9 @@ def test_calibrate_runs_the_ladder_and_stores_the_probe(glue_dir, tmp_path, caps
         (["--max-minutes", "0"], "--max-minutes must be a positive number"),
         (["--max-minutes", "-3"], "--max-minutes must be a positive number"),
         (["--ladder", "64x1,32x1"], "must grow"),
+        (["--ladder", "64x1,32x2"], "must grow"),  # the same examples x epochs twice
         (["--ladder", "100000x9", "--max-minutes", "0.01"], "the smallest rung"),
+        (["--ladder", "32x1", "--max-minutes", "0.00001"], " s, more than --max-minutes 1e-05"),  # not "0.0 minutes"
         (["--configs", "1"], "at least 2 configurations"),
     ],
 )

@@ -15,6 +15,7 @@ its runs at the chosen rung as its first observations.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -94,7 +95,7 @@ class Calibration:
             raise UserError("calibration needs at least 2 configurations and 2 seeds (spread against noise)")
         if not self.ladder:
             raise UserError("the ladder has no rung")
-        if list(self.ladder) != sorted(self.ladder, key=lambda r: r.cost):
+        if any(b.cost <= a.cost for a, b in itertools.pairwise(self.ladder)):  # a repeated rung repeats its runs
             raise UserError("the ladder's rungs must grow in examples x epochs")
         if self.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {self.jobs}")
@@ -169,7 +170,7 @@ def calibrate(request: Calibration, log: Callable[[str], None]) -> dict[str, Any
     first = estimated_seconds(request, request.ladder[0], dims.backbone_params)
     if first > cap:
         raise UserError(
-            f"the smallest rung ({request.ladder[0]}) needs about {first / 60:.1f} minutes, more than --max-minutes "
+            f"the smallest rung ({request.ladder[0]}) needs about {_duration(first)}, more than --max-minutes "
             f"{request.max_minutes:g}; give a larger cap or a smaller first rung"
         )
     space = SearchSpace(dims.num_layers, dims.hidden_size, request.space)
@@ -227,6 +228,10 @@ def calibrate(request: Calibration, log: Callable[[str], None]) -> dict[str, Any
     }
     store_probe(storage, request.study_name(task.name), probe)
     return probe
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
 
 
 def _line(r: RungResult) -> str:
