@@ -137,6 +137,17 @@ def test_transfer_to_another_task(searched, tmp_path):
     assert "## Transferred to mrpc" in (tmp_path / "r" / "report.md").read_text()
 
 
+def test_transfer_to_the_study_s_own_task_points_to_retrain(searched, capsys):
+    from autopeft.cli import main
+
+    folder, url = searched
+    before = (folder / "s.db").read_bytes()
+    assert main(["transfer", "--storage", url, "--study", "t", "--task", "rte"]) == 2
+    err = capsys.readouterr().err
+    assert "is the study's own task: `autopeft retrain`" in err and len(err.strip().splitlines()) == 1
+    assert (folder / "s.db").read_bytes() == before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -93,6 +93,8 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     """Train the chosen configurations on another task (as the paper transferred RTE's to GLUE)."""
     task = data.load()  # the new task's data first: a typo there is the likelier mistake
     study, record, rows = _open(request)
+    if data.train_file is None and record.data.train_file is None and data.name == record.data.name:
+        raise UserError(f"--task {data.name} is the study's own task: `autopeft retrain` trains its configurations")
     results: dict[str, dict[str, Any]] = {}
 
     def store(row: TrialRow, summary: dict[str, Any]) -> None:
