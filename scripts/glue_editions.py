@@ -19,7 +19,7 @@ def edition(url: str) -> tuple[Bench, dict]:
     bench = Bench(open_storage(url, create=False), bench_name(None, "minilm"), None)
     bench.tasks, bench.methods, bench.seeds = bench.ran()
     results = bench.results()
-    rates = {row: {t: next(iter(seeds.values()))["lr"] for t, seeds in by_task.items()} for row, by_task in results.items()}
+    rates = {row: {t: next(iter(s.values()))["lr"] for t, s in by_task.items()} for row, by_task in results.items()}
     return bench, {"rows": {r.name: r for r in build_rows(results, bench.tasks)}, "rates": rates}
 
 
