@@ -55,7 +55,9 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     text = (tmp_path / "RESULTS.md").read_text()
     assert "Incomplete" not in text  # CoLA's per-task rows are not expected: it was not searched
     assert "## Learning rates" in text and "**" in text.split("## Learning rates")[1].split("##")[0]
-    assert "- CoLA: not searched." in text and "the fidelity `autopeft calibrate` chose for each task" in text
+    assert "- CoLA: not searched: no rung" in text and "the fidelity `autopeft calibrate` chose for each task" in text
+    assert "| AutoPEFT, per task | " in text and "| not searched | – |" in text  # its CoLA cell, then no average
+    assert "the table's row is the one best on held-out train, the other follows as #2." in text  # --top 2
     assert "from RTE, the search whose calibrated fidelity had the strongest signal" in text
     assert "its configuration best on held-out train there, trained on every task" in text
     assert "| Calibrated fidelity |" in text and "evals_per_epoch=4" in text

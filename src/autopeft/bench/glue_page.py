@@ -105,7 +105,8 @@ def write_page(page: Page, path: Path) -> Path:
         f"- Model: `{page.model}`. Tasks: {', '.join(task_title(t) for t in page.tasks)} (by default every GLUE"
         f" task in the data folder). Seeds: {', '.join(map(str, page.seeds)) or 'none yet'}; cells are mean ± sample"
         " std over seeds, x100.",
-        f"- The same budget for every row: {fid.get('epochs')} epochs over at most {fid.get('max_train_samples')}"
+        f"- The same budget for every row: {fid.get('epochs')} epoch{'' if fid.get('epochs') == 1 else 's'} over at"
+        f" most {fid.get('max_train_samples')}"
         f" training examples (stratified subset), batch {fid.get('batch_size')}, length {fid.get('max_length')},"
         f" AdamW with {fid.get('warmup_ratio')} warm-up and linear decay; the best of the per-epoch evaluations on the"
         " whole dev set is reported (as the paper, which reports the best dev epoch); the head reads the"
@@ -125,7 +126,7 @@ def write_page(page: Page, path: Path) -> Path:
         "",
         "## Results",
         "",
-        markdown_table(rows, page.tasks, page.metric_names, page.floors),
+        markdown_table(rows, page.tasks, page.metric_names, page.floors, unsearched=tuple(page.no_signal)),
         "",
     ]
     if page.floors:
@@ -174,7 +175,7 @@ def write_page(page: Page, path: Path) -> Path:
         lines += ["", "## Learning rates", "", _RATE_RULE, "", *page.rates]
     lines += ["", "## Searches: cost and signal", ""]
     for task, why in page.no_signal.items():
-        lines.append(f"- {task_title(task)}: not searched. {why}")
+        lines.append(f"- {task_title(task)}: not searched: {why}")
     if page.no_signal:
         lines.append("")
     if not page.search_costs:
@@ -264,9 +265,15 @@ def _choice_words(page: Page) -> str:
     if page.rates:
         return (
             f" The best {top} Pareto configuration(s) by search score are trained as above; the table's row is the"
-            " one best on held-out train, the others follow as #2, #3."
+            " one best on held-out train" + _runners_up(top)
         )
     return f" The best {top} Pareto configuration(s) by search score are trained as above."
+
+
+def _runners_up(top: int | None) -> str:
+    if not top or top < 2:
+        return "."
+    return ", the other follows as #2." if top == 2 else f", the others follow as #2 to #{top}."
 
 
 def _title(name: str) -> str:

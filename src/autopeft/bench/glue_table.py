@@ -267,15 +267,21 @@ def markdown_table(
     tasks: Sequence[str],
     metric_names: Mapping[str, str],
     floors: Mapping[str, float] | None = None,
+    unsearched: Sequence[str] = (),
 ) -> str:
     """The results table; with `floors` (task -> constant-prediction score) a last row shows them and a
-    cell whose every seed scored exactly its task's floor is marked with a dagger (nothing learnt)."""
+    cell whose every seed scored exactly its task's floor is marked with a dagger (nothing learnt). The
+    per-task AutoPEFT rows read "not searched" on the `unsearched` tasks (no calibrated signal), not "–"."""
     floors = floors or {}
     head = ["Method", *(f"{task_title(t)} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for row in rows:
         cells = [
-            (row.cells[t].text() + (" †" if at_floor(row.cells[t], floors.get(t)) else "")) if t in row.cells else "–"
+            (row.cells[t].text() + (" †" if at_floor(row.cells[t], floors.get(t)) else ""))
+            if t in row.cells
+            else "not searched"
+            if t in unsearched and row.name.startswith(AUTOPEFT_TASK)
+            else "–"
             for t in tasks
         ]
         avg = f"{100 * row.average:.1f} ± {100 * (row.average_std or 0):.1f}" if row.complete else "–"
