@@ -48,7 +48,7 @@ def test_calibrate_runs_the_ladder_and_stores_the_probe(glue_dir, tmp_path, caps
     assert code in (0, 1)  # a random tiny model may or may not show signal; both are reported
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
-    assert lines[0].split() == ["rung", "s/trial", "ratio", "margin", "chosen"]
+    assert lines[0].split() == ["rung", "s/trial", "ratio", "margin", "at", "floor", "chosen"]
     summary = json.loads(lines[-1])
     assert [r["rung"] for r in summary["ladder"]][:1] == ["32x1"]
     probe = load_probe(optuna.storages.RDBStorage(url), "probe-rte-tiny-bert-paper")
@@ -149,3 +149,18 @@ def test_a_probe_stored_before_a_knob_existed_still_matches(tmp_path):
     now = Fidelity.from_dict(probe["chosen"]).to_dict()
     assert "evals_per_epoch" in now and signal_of(probe, now) is True and len(probe_observations(probe)) == 2
     assert ladder_table(probe)[2].rstrip().endswith("yes")
+
+
+def test_the_ladder_counts_runs_at_the_floor_which_have_no_seed_noise():
+    from autopeft.search.calibrate import ladder_table, probe_summary
+
+    runs = [{"config": c, "seed": s, "score": v, "params": 10} for c, s, v in
+            [("a", 0, 0.0), ("a", 1, 0.0), ("b", 0, 0.2), ("b", 1, 0.3)]]  # fmt: skip
+    fidelity = {"epochs": 2, "max_train_samples": 100}
+    rung = {"rung": "100x2", "fidelity": fidelity, "seconds_per_trial": 1.0, "ratio": 5.0, "margin": 4.0}
+    probe = {"chosen": fidelity, "rungs": [rung | {"floor": 0.0, "runs": runs}]}
+    assert ladder_table(probe)[1].split() == ["100x2", "1.0", "5.0", "4.0", "2/4", "yes"]
+    summary = probe_summary(probe)  # what a search study keeps: the count, not the runs
+    assert "runs" not in summary["rungs"][0] and ladder_table(summary)[1].split()[4] == "2/4"
+    older = {"chosen": None, "rungs": [rung | {"floor": 0.0}]}  # stored before the count was kept
+    assert ladder_table(older)[1].split() == ["100x2", "1.0", "5.0", "4.0", "n/a"]

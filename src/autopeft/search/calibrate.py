@@ -300,14 +300,27 @@ def _same(stored: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
 
 
 def ladder_table(probe: dict[str, Any]) -> list[str]:
-    """The ladder as a plain-text table: rung, seconds per trial, ratio, margin, chosen."""
-    lines = [f"{'rung':>9s} {'s/trial':>8s} {'ratio':>6s} {'margin':>7s}  chosen"]
+    """The ladder as a plain-text table: rung, seconds per trial, ratio, margin, runs at the floor, chosen.
+    Runs exactly at the floor have no seed noise, so where many are, the ratio leans on them (the margin
+    does not): the column shows how many."""
+    lines = [f"{'rung':>9s} {'s/trial':>8s} {'ratio':>6s} {'margin':>7s} {'at floor':>8s}  chosen"]
     for r in probe["rungs"]:
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.1f}"
         margin = "n/a" if r["margin"] is None else f"{r['margin']:.1f}"
+        floor = runs_at_floor(r)
+        at_floor = "n/a" if floor is None else f"{floor[0]}/{floor[1]}"
         chosen = "yes" if _same(probe["chosen"], r["fidelity"]) else ""
-        lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s}  {chosen}")
+        lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s} {at_floor:>8s}  {chosen}")
     return lines
+
+
+def runs_at_floor(rung: dict[str, Any]) -> tuple[int, int] | None:
+    """(runs that scored exactly the floor, runs) of a stored rung; None for a summary stored without them."""
+    if "runs" in rung:
+        runs = rung["runs"]
+        return sum(abs(run["score"] - rung["floor"]) < 1e-9 for run in runs), len(runs)
+    counted = rung.get("runs_at_floor")
+    return (int(counted[0]), int(counted[1])) if counted else None
 
 
 def chosen_fidelity(request: Calibration, task: str, log: Callable[[str], None]) -> tuple[Fidelity, dict[str, Any]]:
@@ -338,4 +351,5 @@ def chosen_fidelity(request: Calibration, task: str, log: Callable[[str], None])
 
 def probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
     """The probe without its runs (what a search study keeps of it)."""
-    return probe | {"rungs": [{k: v for k, v in r.items() if k != "runs"} for r in probe["rungs"]]}
+    rungs = [{k: v for k, v in r.items() if k != "runs"} | {"runs_at_floor": runs_at_floor(r)} for r in probe["rungs"]]
+    return probe | {"rungs": rungs}
