@@ -180,6 +180,7 @@ def calibrate(request: Calibration, log: Callable[[str], None]) -> dict[str, Any
     while len(configs) < request.configs:
         configs.append(budget.sample(rng, exclude=configs))
     storage = open_storage(request.storage)
+    check_probe_study(storage, request.study_name(task.name))  # now, not after the ladder
     started = time.perf_counter()
     rungs: list[RungResult] = []
     chosen: RungResult | None = None
@@ -241,13 +242,24 @@ def _line(r: RungResult) -> str:
     return f"rung {r.rung}: {r.seconds_per_trial:.0f} s/trial, ratio {ratio}, margin {margin} SE ({scores})"
 
 
+def check_probe_study(storage: Any, name: str) -> None:
+    """Refuse a study of that name that is not a calibration probe (a search's, or one autopeft did not
+    make): the probe would be written into it."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return
+    if CALIBRATION_KEY not in study.user_attrs:
+        raise UserError(f"study {name!r} exists and is not a calibration probe; use another --study")
+
+
 def store_probe(storage: Any, name: str, probe: dict[str, Any]) -> None:
     import optuna
 
+    check_probe_study(storage, name)
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
-    stored = study.user_attrs
-    if stored and CALIBRATION_KEY not in stored:
-        raise UserError(f"study {name!r} exists and is not a calibration probe; use another --study")
     study.set_user_attr(CALIBRATION_KEY, probe)
 
 

@@ -92,9 +92,12 @@ def retrain(request: FollowUp) -> dict[str, Any]:
 def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     """Train the chosen configurations on another task (as the paper transferred RTE's to GLUE)."""
     task = data.load()  # the new task's data first: a typo there is the likelier mistake
-    study, record, rows = _open(request)
-    if data.train_file is None and record.data.train_file is None and data.name == record.data.name:
-        raise UserError(f"--task {data.name} is the study's own task: `autopeft retrain` trains its configurations")
+
+    def another_task(record: rec.StudyRecord) -> None:
+        if data.train_file is None and record.data.train_file is None and data.name == record.data.name:
+            raise UserError(f"--task {data.name} is the study's own task: `autopeft retrain` trains its configurations")
+
+    study, record, rows = _open(request, another_task)
     results: dict[str, dict[str, Any]] = {}
 
     def store(row: TrialRow, summary: dict[str, Any]) -> None:
@@ -115,13 +118,18 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     )
 
 
-def _open(request: FollowUp) -> tuple[Any, rec.StudyRecord, list[TrialRow]]:
-    """The study (existing, made by autopeft search; nothing created), its record and the chosen rows."""
+def _open(
+    request: FollowUp, check: Callable[[rec.StudyRecord], None] | None = None
+) -> tuple[Any, rec.StudyRecord, list[TrialRow]]:
+    """The study (existing, made by autopeft search; nothing created), its record (passed to `check`
+    first) and the chosen rows."""
     from autopeft.engine.devices import check_device
     from autopeft.search.storage import open_study
 
     check_device(request.device)
     study, record = open_study(request.study, request.storage)
+    if check is not None:
+        check(record)
     check_device(request.device, record.fidelity.precision, 1, record.model)
     top = request.top or (None if request.trials else DEFAULT_TOP)
     return study, record, choose_rows(study, top, request.trials)
