@@ -6,6 +6,7 @@
 #      with the ladders and caps that found (or ruled out) signal before (data/benchmarks/calibration/)
 #   2. issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md), whose
 #      searches reuse those probes
+#   3. issue 15, early stopping on 100-trial searches (data/benchmarks/early-stop/early-stop-100.txt)
 # Done and committed: the first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) and issue 19's
 # real warm-start pair (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/).
 # Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
@@ -39,4 +40,15 @@ echo "== $(date -u) GLUE, second edition"
 $AUTOPEFT bench glue --rate-grid 0.33,1,3 --search-fidelity auto --probe-storage $CALIBRATION --early-stop \
   --transfer-from auto --search-trials 40 --top 3 --jobs 2 --storage sqlite:///data/studies/glue-minilm-v2.db \
   >> runs/bench-glue-v2.log 2>&1
+# issue 15: is 55 % of the CPU reachable once the front settles? Perfect foresight on the real pool needs about
+# 100 trials and stopping from a quarter (scripts/early_stop_reach.py); the same searches with and without
+# early stopping, 100 trials each, the rule allowed to stop from a quarter of the budget
+ES100=data/benchmarks/early-stop/early-stop-100.txt
+if [ ! -s $ES100 ]; then
+  echo "== $(date -u) early stopping, 100-trial pair"
+  $AUTOPEFT bench early-stop --model minilm --tasks stsb --seeds 0,1 --trials 100 --min-share 0.25 \
+    --name early-stop-100 --fidelity auto --probe-storage $CALIBRATION --storage sqlite:///data/studies/early-stop.db \
+    --jobs 2 --plot docs/figures/early-stop-100.png > runs/early-stop-100.part 2>> runs/early-stop-100.log
+  mv runs/early-stop-100.part $ES100
+fi
 echo "== $(date -u) done"
