@@ -238,7 +238,8 @@ def _fronts(page: Page, rows: list[RowResult], path: Path) -> list[str]:
 _RATE_RULE = (
     "One rule for every row, full fine-tuning and the AutoPEFT configurations included: on each task, the row"
     " trains at its family's rate times each factor of the grid, one seed, at the final budget, scored on the"
-    " held-out slice of train (never dev); its final runs use the best (bold). Held-out score x100 by rate:"
+    " held-out slice of train (never dev); while the best is the largest (smallest) rate tried, one more step of"
+    " the grid's ratio that way, at most two; its final runs use the best (bold). Held-out score x100 by rate:"
 )
 
 

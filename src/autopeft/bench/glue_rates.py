@@ -2,9 +2,11 @@
 
 Each item (a manual method, full fine-tuning included, or a searched configuration) trains on each task
 at its bench rate times each factor of the grid, one seed, at the final budget, and is scored on the
-held-out slice of the training set (never on dev). Its final runs on that task use the rate that
-scored best (ties: the smaller factor's distance from 1, so the family rate wins a tie). The grid's
-runs are the evidence the page shows.
+held-out slice of the training set (never on dev). While the best rate is the largest (smallest) one
+tried, the grid grows by one more step of its own ratio that way, at most `MAX_STEPS` steps: a best rate
+at the grid's end says a better one may lie beyond (in the second edition's first grid, 16 of 24 cells).
+Its final runs on that task use the rate that scored best (ties: the smaller factor's distance from 1, so
+the family rate wins a tie). The runs are the evidence the page shows.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 RATE_FACTORS = (1 / 3, 1.0, 3.0)  # x the family's bench rate (GLUE_LRS)
 RATE_SEED = 0
+MAX_STEPS = 2  # beyond each end of the grid
 
 
 def parse_factors(text: str) -> tuple[float, ...]:
@@ -44,14 +47,44 @@ def rate_key(task: str, item: str, rate: float) -> str:
     return f"rate:{task}:{item}:{rate:g}"
 
 
+def candidates(base: float, factors: Sequence[float]) -> list[float]:
+    """Every rate the rule may try, in order: the grid, and `MAX_STEPS` steps beyond each of its ends (a
+    step is the ratio of the grid's two outermost factors on that side)."""
+    low, high = min(factors), max(factors)
+    down = low / sorted(factors)[1] if len(factors) > 1 else 1 / 3
+    up = high / sorted(factors)[-2] if len(factors) > 1 else 3.0
+    beyond = [low * down**k for k in range(MAX_STEPS, 0, -1)] + [high * up**k for k in range(1, MAX_STEPS + 1)]
+    return sorted(set(grid(base, [*factors, *beyond])))
+
+
 def evidence(attrs: dict[str, Any], task: str, item: str, base: float, factors: Sequence[float]) -> dict[float, float]:
-    """rate -> held-out score of the grid runs stored so far for `item` on `task`."""
+    """rate -> held-out score of the runs stored so far for `item` on `task` (failed runs left out)."""
     out = {}
-    for rate in grid(base, factors):
+    for rate in candidates(base, factors):
         run = attrs.get(rate_key(task, item, rate))
         if run is not None and run.get("score") is not None:
             out[rate] = float(run["score"])
     return out
+
+
+def next_rates(attrs: dict[str, Any], task: str, item: str, base: float, factors: Sequence[float]) -> list[float]:
+    """The rates to run next for `item` on `task`: the grid's missing ones, else one step beyond the end of
+    what was tried when the best is there (and the rule allows another step), else none."""
+    missing = [r for r in grid(base, factors) if rate_key(task, item, r) not in attrs]
+    if missing:
+        return missing
+    scores = evidence(attrs, task, item, base, factors)
+    best = chosen_rate(scores, base)
+    if best is None or len(scores) < 2:
+        return []
+    rates = candidates(base, factors)
+    tried = [r for r in rates if rate_key(task, item, r) in attrs]
+    i = rates.index(best)
+    if best == max(scores) and best == max(tried) and i + 1 < len(rates):
+        return [rates[i + 1]]
+    if best == min(scores) and best == min(tried) and i > 0:
+        return [rates[i - 1]]
+    return []
 
 
 def chosen_rate(scores: dict[float, float], base: float) -> float | None:
@@ -68,26 +101,24 @@ def run_grid(
     from autopeft.engine.workers import Job, run_jobs
 
     factors = bench.settings["rate_grid"]
-    done = set(bench.study.user_attrs)
-    todo = [
-        Job(task, item, RATE_SEED, mode="search", fidelity=fidelity.replace(lr=rate))
-        for task in tasks
-        for item in items
-        for rate in grid(bench.base_rate(item), factors)
-        if rate_key(task, item, rate) not in done
-    ]
-    if not todo:
-        return
-    print(f"{len(todo)} learning-rate run(s) on held-out train", file=sys.stderr, flush=True)
-    for job, result, cpu_seconds in run_jobs(todo, bench.settings["model"], bench.data, fidelity, jobs, device):
-        rate = job.fidelity.lr if job.fidelity else None
-        assert rate is not None
-        bench.study.set_user_attr(
-            rate_key(job.task, job.item, rate),
-            {"score": result.headline if result.ok else None, "reason": result.reason, "cpu_seconds": cpu_seconds},
-        )
-        what = f"{result.headline:.4f}" if result.ok else f"failed: {result.reason}"
-        print(f"rate {rate:g} for {_short(job.item)} on {job.task}: {what}", file=sys.stderr, flush=True)
+    while True:  # the grid, then a step beyond its end where the best sits there, until no cell moves
+        attrs = bench.attrs()
+        todo = [
+            Job(task, item, RATE_SEED, mode="search", fidelity=fidelity.replace(lr=rate))
+            for task in tasks
+            for item in items
+            for rate in next_rates(attrs, task, item, bench.base_rate(item), factors)
+        ]
+        if not todo:
+            return
+        print(f"{len(todo)} learning-rate run(s) on held-out train", file=sys.stderr, flush=True)
+        for job, result, cpu_seconds in run_jobs(todo, bench.settings["model"], bench.data, fidelity, jobs, device):
+            rate = job.fidelity.lr if job.fidelity else None
+            assert rate is not None
+            outcome = {"score": result.headline if result.ok else None, "reason": result.reason}
+            bench.study.set_user_attr(rate_key(job.task, job.item, rate), outcome | {"cpu_seconds": cpu_seconds})
+            what = f"{result.headline:.4f}" if result.ok else f"failed: {result.reason}"
+            print(f"rate {rate:g} for {_short(job.item)} on {job.task}: {what}", file=sys.stderr, flush=True)
 
 
 def rate_table(bench: Bench, items: Sequence[str], tasks: Sequence[str]) -> list[str]:
@@ -97,17 +128,27 @@ def rate_table(bench: Bench, items: Sequence[str], tasks: Sequence[str]) -> list
     factors = bench.settings["rate_grid"]
     attrs = bench.attrs()
     lines = ["| Row | " + " | ".join(task_title(t) for t in tasks) + " |", "|---" + "|---" * len(tasks) + "|"]
+    edges = chosen = 0
     for item in items:
         base = bench.base_rate(item)
         cells = []
         for task in tasks:
             scores = evidence(attrs, task, item, base, factors)
             best = chosen_rate(scores, base)
+            edge = ""
+            if best is not None and len(scores) > 1 and not next_rates(attrs, task, item, base, factors):
+                # still the end of what was tried, the rule's last step taken: a rate beyond might do better
+                edge = " ↑" if best == max(scores) else " ↓" if best == min(scores) else ""
+                chosen, edges = chosen + 1, edges + bool(edge)
             parts = [
-                f"**{r:g}: {100 * s:.1f}**" if r == best else f"{r:g}: {100 * s:.1f}" for r, s in sorted(scores.items())
+                f"**{r:g}: {100 * s:.1f}**{edge}" if r == best else f"{r:g}: {100 * s:.1f}"
+                for r, s in sorted(scores.items())
             ]
             cells.append(", ".join(parts) or "–")
         lines.append(f"| {ROW_TITLES.get(item, _short(item))} | " + " | ".join(cells) + " |")
+    if edges:
+        lines += ["", f"↑ / ↓: the best rate is still the largest / smallest tried, {MAX_STEPS} steps beyond the grid"
+                  f" ({edges} of {chosen} cells), so a rate further out might have done better there."]  # fmt: skip
     return lines
 
 
