@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-grid",
         metavar="FACTORS",
-        help="choose each row's rate per task on held-out train among these factors of its --lrs rate (e.g. 0.33,1,3)",
+        help="choose each row's rate per task on held-out train among these factors of its --lrs rate (e.g."
+        " 0.33,1,3), stepping up to two steps beyond an end of the grid while the best is there",
     )
     search = parser.add_argument_group("AutoPEFT searches")
     search.add_argument(
