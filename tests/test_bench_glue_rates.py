@@ -48,3 +48,21 @@ def test_a_failed_run_is_tried_but_not_evidence():
     failed_top = _attrs({3.3e-4: 0.5, 1e-3: 0.8, 3e-3: None})  # diverged: the best is inside what was tried
     assert next_rates(failed_top, "stsb", "lora", base, FACTORS) == []
     assert evidence(failed_top, "stsb", "lora", base, FACTORS) == {3.3e-4: 0.5, 1e-3: 0.8}
+
+
+def test_the_page_marks_a_best_rate_still_at_the_end_of_what_was_tried():
+    from types import SimpleNamespace
+
+    from autopeft.bench.glue_rates import rate_table
+
+    def table(scores: dict[float, float | None]) -> list[str]:
+        bench = SimpleNamespace(settings={"rate_grid": list(FACTORS)}, attrs=lambda: _attrs(scores),
+                                base_rate=lambda item: 1e-3)  # fmt: skip
+        return rate_table(bench, ["lora"], ["stsb"])
+
+    climbing = table({3.3e-4: 0.5, 1e-3: 0.6, 3e-3: 0.7, 9e-3: 0.8, 2.7e-2: 0.9})
+    assert "**0.027: 90.0** ↑" in climbing[2] and "(1 of 1 cells)" in climbing[-1]
+    diverged_beyond = table({3.3e-4: 0.5, 1e-3: 0.8, 3e-3: None})  # the best is inside what was tried
+    assert "**0.001: 80.0** |" in diverged_beyond[2] and len(diverged_beyond) == 3  # no mark, no count line
+    pending = table({3.3e-4: 0.5, 1e-3: 0.7, 3e-3: 0.8})  # the rule has a step left: not marked yet
+    assert "↑" not in "".join(pending)

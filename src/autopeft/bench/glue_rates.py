@@ -138,7 +138,9 @@ def rate_table(bench: Bench, items: Sequence[str], tasks: Sequence[str]) -> list
             edge = ""
             if best is not None and len(scores) > 1 and not next_rates(attrs, task, item, base, factors):
                 # still the end of what was tried, the rule's last step taken: a rate beyond might do better
-                edge = " ↑" if best == max(scores) else " ↓" if best == min(scores) else ""
+                # (not where a run beyond it failed: that one diverged)
+                tried = [r for r in candidates(base, factors) if rate_key(task, item, r) in attrs]
+                edge = " ↑" if best == max(tried) else " ↓" if best == min(tried) else ""
                 chosen, edges = chosen + 1, edges + bool(edge)
             parts = [
                 f"**{r:g}: {100 * s:.1f}**{edge}" if r == best else f"{r:g}: {100 * s:.1f}"
