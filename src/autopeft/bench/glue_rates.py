@@ -73,18 +73,25 @@ def next_rates(attrs: dict[str, Any], task: str, item: str, base: float, factors
     missing = [r for r in grid(base, factors) if rate_key(task, item, r) not in attrs]
     if missing:
         return missing
+    best, end = best_and_end(attrs, task, item, base, factors)
+    if not end:
+        return []
+    rates = candidates(base, factors)
+    i = rates.index(best) + end
+    return [rates[i]] if 0 <= i < len(rates) else []
+
+
+def best_and_end(
+    attrs: dict[str, Any], task: str, item: str, base: float, factors: Sequence[float]
+) -> tuple[float | None, int]:
+    """The best rate so far, and +1 (-1) when it is the largest (smallest) rate tried, else 0 (also with
+    fewer than two scores, or a failed run tried beyond it: that one diverged)."""
     scores = evidence(attrs, task, item, base, factors)
     best = chosen_rate(scores, base)
     if best is None or len(scores) < 2:
-        return []
-    rates = candidates(base, factors)
-    tried = [r for r in rates if rate_key(task, item, r) in attrs]
-    i = rates.index(best)
-    if best == max(scores) and best == max(tried) and i + 1 < len(rates):
-        return [rates[i + 1]]
-    if best == min(scores) and best == min(tried) and i > 0:
-        return [rates[i - 1]]
-    return []
+        return best, 0
+    tried = [r for r in candidates(base, factors) if rate_key(task, item, r) in attrs]
+    return best, 1 if best == max(tried) else -1 if best == min(tried) else 0
 
 
 def chosen_rate(scores: dict[float, float], base: float) -> float | None:
@@ -138,9 +145,7 @@ def rate_table(bench: Bench, items: Sequence[str], tasks: Sequence[str]) -> list
             edge = ""
             if best is not None and len(scores) > 1 and not next_rates(attrs, task, item, base, factors):
                 # still the end of what was tried, the rule's last step taken: a rate beyond might do better
-                # (not where a run beyond it failed: that one diverged)
-                tried = [r for r in candidates(base, factors) if rate_key(task, item, r) in attrs]
-                edge = " ↑" if best == max(tried) else " ↓" if best == min(tried) else ""
+                edge = {1: " ↑", -1: " ↓"}.get(best_and_end(attrs, task, item, base, factors)[1], "")
                 chosen, edges = chosen + 1, edges + bool(edge)
             parts = [
                 f"**{r:g}: {100 * s:.1f}**{edge}" if r == best else f"{r:g}: {100 * s:.1f}"
