@@ -204,14 +204,13 @@ def run_glue_bench(bench_request: GlueBench) -> dict[str, Any]:
             for task in order:
                 bench.search(task, options)
                 if task == plan.transfer_from:
-                    _transferred_rows(bench, r, task, AUTOPEFT_TRANSFER, plan.top)
+                    _transferred_rows(bench, r, task, AUTOPEFT_TRANSFER, bench.transferred_count())
         else:  # every search first: the source is the one with the strongest calibrated signal
             for task in r.tasks:
                 bench.search(task, options)
             source = bench.transfer_source()
-            if source is not None:  # one configuration, chosen on its own task (held-out train): choosing among
-                # the runners-up on the target tasks would use their data, and costs 2 x 6 runs per task
-                _transferred_rows(bench, r, source, AUTOPEFT_TRANSFER, 1)
+            if source is not None:
+                _transferred_rows(bench, r, source, AUTOPEFT_TRANSFER, bench.transferred_count())
             if source not in (None, "rte") and bench.chosen("rte"):  # the paper's source, kept where it has signal
                 _transferred_rows(bench, r, "rte", f"{AUTOPEFT_TRANSFER}-rte", 1)
         for task in r.tasks:

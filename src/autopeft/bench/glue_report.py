@@ -30,8 +30,7 @@ def page_of(bench: Bench) -> Page:
     expected = len(bench.methods) * tasks
     if searching:  # transferred rows on every task (unless no search had signal), per-task rows where searched
         searched = [t for t in bench.tasks if f"nosignal:{t}" not in attrs]
-        transferred = 1 if search["transfer_from"] == "auto" else top  # see run_glue_bench
-        expected += (transferred * tasks if searched else 0) + top * len(searched)
+        expected += (bench.transferred_count() * tasks if searched else 0) + top * len(searched)
         expected += tasks * (f"{AUTOPEFT_TRANSFER}-rte" in results)
     out = bench.out
     return Page(

@@ -284,6 +284,13 @@ class Bench:
                 strengths[task] = margin
         return strengths
 
+    def transferred_count(self) -> int:
+        """How many of the source search's configurations the transferred row trains on every task: with
+        `--transfer-from auto` one, its best on held-out train there (choosing among more on the target tasks
+        would use their data); the first edition's fixed source, the plan's top."""
+        search = self.settings["search"]
+        return 1 if search["transfer_from"] == "auto" else search["top"]
+
     def transfer_source(self) -> str | None:
         """The task whose transferred row the table shows: the plan's, or ("auto") the strongest signal."""
         source = self.settings["search"]["transfer_from"]
