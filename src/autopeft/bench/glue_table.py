@@ -275,15 +275,14 @@ def markdown_table(
     floors = floors or {}
     head = ["Method", *(f"{task_title(t)} ({_short(metric_names.get(t, ''))})" for t in tasks), "Avg", "% params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+
+    def cell(row: RowResult, task: str) -> str:
+        if task in row.cells:
+            return row.cells[task].text() + (" †" if at_floor(row.cells[task], floors.get(task)) else "")
+        return "not searched" if task in unsearched and row.name.startswith(AUTOPEFT_TASK) else "–"
+
     for row in rows:
-        cells = [
-            (row.cells[t].text() + (" †" if at_floor(row.cells[t], floors.get(t)) else ""))
-            if t in row.cells
-            else "not searched"
-            if t in unsearched and row.name.startswith(AUTOPEFT_TASK)
-            else "–"
-            for t in tasks
-        ]
+        cells = [cell(row, t) for t in tasks]
         avg = f"{100 * row.average:.1f} ± {100 * (row.average_std or 0):.1f}" if row.complete else "–"
         percent = f"{row.percent:.3g}" if row.percent is not None else "–"
         lines.append("| " + " | ".join([row.title(), *cells, avg, percent]) + " |")
