@@ -74,7 +74,8 @@ def final_fidelity(searched: Fidelity, changes: Mapping[str, Any] | None = None)
 
 def retrain(request: FollowUp) -> dict[str, Any]:
     """Train the chosen configurations on the study's own task; results stored in the study as they come."""
-    study, record, rows = _open(request)
+    study, record = _open(request)
+    rows = _rows(request, study)
     task = record.data.load(request.glue_dir)
     return follow_up(
         study,
@@ -92,12 +93,10 @@ def retrain(request: FollowUp) -> dict[str, Any]:
 def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     """Train the chosen configurations on another task (as the paper transferred RTE's to GLUE)."""
     task = data.load()  # the new task's data first: a typo there is the likelier mistake
-
-    def another_task(record: rec.StudyRecord) -> None:
-        if data.train_file is None and record.data.train_file is None and data.name == record.data.name:
-            raise UserError(f"--task {data.name} is the study's own task: `autopeft retrain` trains its configurations")
-
-    study, record, rows = _open(request, another_task)
+    study, record = _open(request)
+    if data.train_file is None and record.data.train_file is None and data.name == record.data.name:
+        raise UserError(f"--task {data.name} is the study's own task: `autopeft retrain` trains its configurations")
+    rows = _rows(request, study)
     results: dict[str, dict[str, Any]] = {}
 
     def store(row: TrialRow, summary: dict[str, Any]) -> None:
@@ -118,21 +117,21 @@ def transfer(request: FollowUp, data: rec.TaskArgs) -> dict[str, Any]:
     )
 
 
-def _open(
-    request: FollowUp, check: Callable[[rec.StudyRecord], None] | None = None
-) -> tuple[Any, rec.StudyRecord, list[TrialRow]]:
-    """The study (existing, made by autopeft search; nothing created), its record (passed to `check`
-    first) and the chosen rows."""
+def _open(request: FollowUp) -> tuple[Any, rec.StudyRecord]:
+    """The study (existing, made by autopeft search; nothing created) and its record."""
     from autopeft.engine.devices import check_device
     from autopeft.search.storage import open_study
 
     check_device(request.device)
     study, record = open_study(request.study, request.storage)
-    if check is not None:
-        check(record)
     check_device(request.device, record.fidelity.precision, 1, record.model)
+    return study, record
+
+
+def _rows(request: FollowUp, study: Any) -> list[TrialRow]:
+    """The trials the request follows up (`--trials`, or the best `--top` of the front)."""
     top = request.top or (None if request.trials else DEFAULT_TOP)
-    return study, record, choose_rows(study, top, request.trials)
+    return choose_rows(study, top, request.trials)
 
 
 def choose_rows(study: Any, top: int | None, numbers: Sequence[int] | None) -> list[TrialRow]:
