@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from autopeft.cli import main
 from autopeft.space import PEFTConfig, SearchSpace
+from in_process import exit_code
 
 
 def autopeft(*args: str) -> subprocess.CompletedProcess:
@@ -35,12 +35,9 @@ def test_sample_verify_prints_json_lines_and_verdict():
 
 
 def in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """The same command in this process (the imports paid once): exit code, stdout, stderr."""
+    """The same command in this process: exit code, stdout, stderr."""
     capsys.readouterr()
-    try:
-        code = main(list(args))
-    except SystemExit as exit_:  # argparse's own errors exit
-        code = exit_.code
+    code = exit_code(list(args))
     out, err = capsys.readouterr()
     return code, out, err
 

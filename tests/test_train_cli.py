@@ -9,16 +9,14 @@ import sys
 import pytest
 
 from autopeft.cli import main
+from in_process import exit_code
 
 TINY = ["--model", "tiny-bert", "--epochs", "1", "--max-train-samples", "32", "--max-eval-samples", "16"]
 
 
 def _train(glue_dir, *extra):
-    """The exit code of `autopeft train ...`, whether main returns it or argparse exits with it."""
-    try:
-        return main(["train", *TINY, "--no-progress", "--glue-dir", str(glue_dir), *extra])
-    except SystemExit as exit:
-        return exit.code
+    """The exit code of `autopeft train ...`."""
+    return exit_code(["train", *TINY, "--no-progress", "--glue-dir", str(glue_dir), *extra])
 
 
 def test_lines_per_seed_then_json(glue_dir, tmp_path, capsys):
