@@ -34,6 +34,18 @@ def test_figures_of_a_rung():
     assert heldout_se("pearson_spearman_mean", 0.0, 101) == pytest.approx(0.1)
 
 
+def test_configurations_that_learnt_nothing_do_not_shrink_the_seed_noise():
+    # CoLA's 7500x2 probe: one configuration learns (0.176, 0.160), three score exactly 0 on both seeds;
+    # their zero std would make the noise a quarter of the one configuration's and the ratio 29.4
+    scores = {"a": [0.176, 0.160], "b": [0.0, 0.0], "c": [0.0, 0.0], "d": [0.0, 0.0]}
+    ratio, *_ = rung_figures(scores, 0.0, "matthews_correlation", 855)
+    spread, noise = 0.084, 0.0113  # std of the means (0.168, 0, 0, 0); the learning one's seed std
+    assert ratio == pytest.approx(spread / noise, rel=1e-2)
+    # nothing learnt anywhere: every configuration counts, so the ratio is no signal, not a division by 0
+    ratio, margin, *_ = rung_figures({"a": [0.5, 0.5], "b": [0.5, 0.5]}, 0.5, "accuracy", 400)
+    assert ratio is None and margin == 0
+
+
 def test_rungs_parse_and_must_grow():
     assert Rung.parse("1000x2") == Rung(1000, 2) and Rung.parse("1000x2").cost == 2000
     for bad in ("1000", "ax2", "1x1", "10x0"):

@@ -4,7 +4,10 @@ than seed noise and the best of them stands clear of the constant-prediction flo
 A few random configurations of the space, each with a few seeds, train at a ladder of increasing
 budgets (training examples x epochs). At each rung:
 - ratio: the spread of the configurations' mean scores (their std) over the seed noise (the mean,
-  over configurations, of the std across seeds): can a search tell configurations apart?
+  over configurations, of the std across seeds): can a search tell configurations apart? A
+  configuration at the floor on every seed (it learnt nothing) says nothing of seed noise, and its
+  zero std would shrink the noise: the noise is the mean over the others (CoLA's 7500x2 probe: 7.4,
+  not 29.4, with three of four configurations at 0 MCC on both seeds).
 - margin: how far the best configuration's mean stands above the floor (what a constant prediction
   scores on the held-out slice), in standard errors of the held-out score (`heldout_se`).
 The chosen rung is the cheapest with ratio >= MIN_RATIO and margin >= MIN_MARGIN. Rungs run until
@@ -141,7 +144,9 @@ def rung_figures(
 ) -> tuple[float | None, float, float, float]:
     """(ratio, margin, best mean, SE) of one rung from each configuration's scores over seeds."""
     means = {c: statistics.fmean(v) for c, v in scores.items()}
-    noise = statistics.fmean(statistics.stdev(v) for v in scores.values() if len(v) > 1)
+    seeded = [v for v in scores.values() if len(v) > 1]
+    learnt = [v for v in seeded if any(abs(s - floor) > 1e-9 for s in v)] or seeded
+    noise = statistics.fmean(statistics.stdev(v) for v in learnt)
     spread = statistics.stdev(means.values()) if len(means) > 1 else 0.0
     ratio = min(spread / noise, 1e6) if noise > 0 else (1e6 if spread > 0 else None)  # 1e6: no seed noise at all
     best = max(means.values())
