@@ -71,8 +71,7 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
     """Run (or continue) every search, finish a sample of stopped trials, and return the figures."""
     from dataclasses import replace
 
-    from autopeft.engine.fidelity import Fidelity
-    from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
+    from autopeft.search.calibrate import Calibration, NoSignal
     from autopeft.search.record import SamplerSettings, TaskArgs
     from autopeft.search.request import RunOptions, SearchRequest
     from autopeft.search.run import run_search
@@ -92,15 +91,13 @@ def run_early_stop_bench(bench: EarlyStopBench, log: Callable[[str], None]) -> d
                 data = TaskArgs(name=task, glue_dir=bench.glue_dir)
                 auto = None
                 if bench.fidelity is None:
-                    storage_of_probes = bench.probe_storage or bench.storage
-                    base = Fidelity.parse(CALIBRATION_BASE)
-                    auto = Calibration(bench.model, data, base, jobs=bench.jobs, device=bench.device,
-                                       storage=storage_of_probes)  # fmt: skip
+                    auto = Calibration.at_default_base(bench.model, data, jobs=bench.jobs, device=bench.device,
+                                                       storage=bench.probe_storage or bench.storage)  # fmt: skip
                 request = SearchRequest(
                     model=bench.model,
                     data=data,
                     trials=bench.trials,
-                    fidelity=bench.fidelity or Fidelity.parse(CALIBRATION_BASE),
+                    fidelity=auto.base if auto else bench.fidelity,
                     auto_fidelity=auto,
                     sampler=SamplerSettings(name=bench.sampler, surrogate=bench.surrogate, startup=bench.startup),
                     study=name,

@@ -230,7 +230,7 @@ class Bench:
         """One search of the plan with `sampler` in `study_name`, run or continued; False when calibration
         found no signal."""
         from autopeft.engine import Fidelity
-        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
+        from autopeft.search.calibrate import Calibration, NoSignal
         from autopeft.search.early_stop import EarlyStop
         from autopeft.search.record import SamplerSettings, TaskArgs
         from autopeft.search.request import SearchRequest, parse_max_params
@@ -244,14 +244,13 @@ class Bench:
         data = TaskArgs(name=task, glue_dir=self.data.get(task, {}).get("glue_dir"))
         auto = None
         if s["fidelity"] == "auto":  # the fidelity its calibration chose (a stored probe, or a new one)
-            base = Fidelity.parse(CALIBRATION_BASE)
-            auto = Calibration(self.settings["model"], data, base, jobs=options.jobs, device=options.device,
-                               storage=self.probe_storage)  # fmt: skip
+            auto = Calibration.at_default_base(self.settings["model"], data, jobs=options.jobs, device=options.device,
+                                               storage=self.probe_storage)  # fmt: skip
         request = SearchRequest(
             model=self.settings["model"],
             data=data,
             trials=s["trials"],
-            fidelity=Fidelity.parse(CALIBRATION_BASE) if auto else Fidelity.from_dict(s["fidelity"]),
+            fidelity=auto.base if auto else Fidelity.from_dict(s["fidelity"]),
             auto_fidelity=auto,
             sampler=SamplerSettings(name=sampler, surrogate=s["surrogate"], startup=s["startup"]),
             max_params=max_params,

@@ -85,8 +85,7 @@ def run_warm_search_bench(bench: WarmSearchBench, log: Callable[[str], None]) ->
     """Run (or continue) the cold and warm searches of every seed; the figures (`summarise`)."""
     import optuna
 
-    from autopeft.engine.fidelity import Fidelity
-    from autopeft.search.calibrate import CALIBRATION_BASE, Calibration, NoSignal
+    from autopeft.search.calibrate import Calibration, NoSignal
     from autopeft.search.record import SamplerSettings, TaskArgs
     from autopeft.search.request import RunOptions, SearchRequest
     from autopeft.search.run import run_search
@@ -106,8 +105,8 @@ def run_warm_search_bench(bench: WarmSearchBench, log: Callable[[str], None]) ->
     data = TaskArgs(name=bench.task, glue_dir=bench.glue_dir)
     auto = None
     if bench.fidelity is None:
-        auto = Calibration(bench.model, data, Fidelity.parse(CALIBRATION_BASE), jobs=bench.jobs, device=bench.device,
-                           storage=bench.probe_storage or bench.storage)  # fmt: skip
+        auto = Calibration.at_default_base(bench.model, data, jobs=bench.jobs, device=bench.device,
+                                           storage=bench.probe_storage or bench.storage)  # fmt: skip
     for seed in bench.seeds:
         for start in STARTS:
             name = bench.study_name(seed, start)
@@ -116,7 +115,7 @@ def run_warm_search_bench(bench: WarmSearchBench, log: Callable[[str], None]) ->
                 model=bench.model,
                 data=data,
                 trials=bench.trials,
-                fidelity=bench.fidelity or Fidelity.parse(CALIBRATION_BASE),
+                fidelity=auto.base if auto else bench.fidelity,
                 auto_fidelity=auto,
                 sampler=SamplerSettings(name=bench.sampler, surrogate=bench.surrogate),
                 space=bench.space,

@@ -138,19 +138,18 @@ def run(args: argparse.Namespace) -> int:
     data = task_args_from(args)
     auto = None
     if is_auto_fidelity(args):
-        from autopeft.search.calibrate import CALIBRATION_BASE, Calibration
+        from autopeft.search.calibrate import Calibration
 
-        fidelity = Fidelity.parse(CALIBRATION_BASE)
-        auto = Calibration(
-            model=args.model,
-            data=data,
-            base=fidelity,
+        auto = Calibration.at_default_base(
+            args.model,
+            data,
             space=args.space,
             max_minutes=args.calibrate_minutes,
             jobs=args.jobs,
             device=args.device,
             storage=args.storage,
         )
+        fidelity = auto.base
     else:
         fidelity = fidelity_from_args(args, Fidelity.parse(SEARCH_FIDELITY))
     request = SearchRequest(

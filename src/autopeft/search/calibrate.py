@@ -103,6 +103,13 @@ class Calibration:
         if self.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {self.jobs}")
 
+    @classmethod
+    def at_default_base(cls, model: str, data: TaskArgs, **options: Any) -> Calibration:
+        """The probe `search --fidelity auto` runs: every knob but the budget at CALIBRATION_BASE."""
+        from autopeft.engine.fidelity import Fidelity
+
+        return cls(model, data, Fidelity.parse(CALIBRATION_BASE), **options)
+
     def fidelity(self, rung: Rung) -> Fidelity:
         return self.base.replace(max_train_samples=rung.train_examples, epochs=rung.epochs, patience=None)
 
