@@ -5,12 +5,14 @@ The studies are live SQLite files: each is added to git while holding its write 
 committed copy is caught in the middle of a transaction.
 
     scripts/commit-benchmark-state.py "GLUE bench: 40 of 117 runs"
+    scripts/commit-benchmark-state.py --every 480 "state so far"   # again and again, while the benchmarks run
 """
 
 import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,19 @@ def write_locked(path: Path):
 
 
 def main() -> int:
-    message = sys.argv[1] if len(sys.argv) > 1 else "Long benchmarks: state so far"
+    args = sys.argv[1:]
+    every = None
+    if args[:1] == ["--every"]:
+        every, args = float(args[1]), args[2:]
+    message = args[0] if args else "Long benchmarks: state so far"
+    if every is None:
+        return commit(message)
+    while True:  # a session ends abruptly: what is committed is what the next one starts from
+        time.sleep(every)
+        commit(message)
+
+
+def commit(message: str) -> int:
     with contextlib.ExitStack() as locks:
         for study in sorted(STUDIES.glob("*.db")):
             locks.enter_context(write_locked(study))

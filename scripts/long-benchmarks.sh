@@ -12,6 +12,7 @@
 # Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
 # as it grows with scripts/commit-benchmark-state.py "what moved" (it holds each study's write lock while adding).
 # Start in the background: setsid nohup scripts/long-benchmarks.sh >> runs/long-benchmarks.log 2>&1 < /dev/null &
+# and commit as it goes: setsid nohup .venv/bin/python scripts/commit-benchmark-state.py --every 480 "long benchmarks: state so far" > /dev/null 2>&1 < /dev/null &
 set -e
 cd "$(dirname "$0")/.."
 export AUTOPEFT_GLUE_DIR="${AUTOPEFT_GLUE_DIR:-$(cd .. && pwd)/shared/data/glue}" OMP_WAIT_POLICY=PASSIVE
