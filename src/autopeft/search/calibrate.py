@@ -146,13 +146,18 @@ def heldout_se(metric: str, score: float, n: int) -> float:
     return (1 - min(score * score, 0.999)) / math.sqrt(n - 1)
 
 
+def at_floor(score: float, floor: float) -> bool:
+    """The run scored exactly what a constant prediction scores: it learnt nothing."""
+    return abs(score - floor) < 1e-9
+
+
 def rung_figures(
     scores: dict[str, list[float]], floor: float, metric: str, n: int
 ) -> tuple[float | None, float, float, float]:
     """(ratio, margin, best mean, SE) of one rung from each configuration's scores over seeds."""
     means = {c: statistics.fmean(v) for c, v in scores.items()}
     seeded = [v for v in scores.values() if len(v) > 1]
-    learnt = [v for v in seeded if any(abs(s - floor) > 1e-9 for s in v)] or seeded
+    learnt = [v for v in seeded if not all(at_floor(s, floor) for s in v)] or seeded
     noise = statistics.fmean(statistics.stdev(v) for v in learnt)
     spread = statistics.stdev(means.values()) if len(means) > 1 else 0.0
     ratio = min(spread / noise, 1e6) if noise > 0 else (1e6 if spread > 0 else None)  # 1e6: no seed noise at all
@@ -342,7 +347,7 @@ def runs_at_floor(rung: dict[str, Any]) -> tuple[int, int] | None:
     """(runs that scored exactly the floor, runs) of a stored rung; None for a summary stored without them."""
     if "runs" in rung:
         runs = rung["runs"]
-        return sum(abs(run["score"] - rung["floor"]) < 1e-9 for run in runs), len(runs)
+        return sum(at_floor(run["score"], rung["floor"]) for run in runs), len(runs)
     counted = rung.get("runs_at_floor")
     return (int(counted[0]), int(counted[1])) if counted else None
 
