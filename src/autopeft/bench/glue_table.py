@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autopeft.tasks.metrics import at_floor
+
 AUTOPEFT_TRANSFER = "autopeft-transfer"
 AUTOPEFT_TASK = "autopeft-task"
 FULL = "full"
@@ -278,7 +280,7 @@ def markdown_table(
 
     def cell(row: RowResult, task: str) -> str:
         if task in row.cells:
-            return row.cells[task].text() + (" †" if at_floor(row.cells[task], floors.get(task)) else "")
+            return row.cells[task].text() + (" †" if cell_at_floor(row.cells[task], floors.get(task)) else "")
         return "not searched" if task in unsearched and row.name.startswith(AUTOPEFT_TASK) else "–"
 
     for row in rows:
@@ -301,9 +303,9 @@ def floor_average(floors: Mapping[str, float], tasks: Sequence[str]) -> float | 
     return statistics.fmean(floors[t] for t in tasks) if tasks and all(t in floors for t in tasks) else None
 
 
-def at_floor(cell: Cell, floor: float | None) -> bool:
+def cell_at_floor(cell: Cell, floor: float | None) -> bool:
     """Every seed scored exactly the constant prediction's score: most likely it predicts one class."""
-    return floor is not None and all(abs(score - floor) < 1e-9 for score in cell.scores)
+    return floor is not None and all(at_floor(score, floor) for score in cell.scores)
 
 
 def _short(metric: str) -> str:

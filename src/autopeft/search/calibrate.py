@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
 from autopeft.search.record import TaskArgs
+from autopeft.tasks.metrics import at_floor
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity
@@ -144,11 +145,6 @@ def heldout_se(metric: str, score: float, n: int) -> float:
         p = min(max(score, 0.5 / n), 1 - 0.5 / n)
         return math.sqrt(p * (1 - p) / n)
     return (1 - min(score * score, 0.999)) / math.sqrt(n - 1)
-
-
-def at_floor(score: float, floor: float) -> bool:
-    """The run scored exactly what a constant prediction scores: it learnt nothing."""
-    return abs(score - floor) < 1e-9
 
 
 def rung_figures(
@@ -336,10 +332,10 @@ def ladder_table(probe: dict[str, Any]) -> list[str]:
     for r in probe["rungs"]:
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.1f}"
         margin = "n/a" if r["margin"] is None else f"{r['margin']:.1f}"
-        floor = runs_at_floor(r)
-        at_floor = "n/a" if floor is None else f"{floor[0]}/{floor[1]}"
+        counted = runs_at_floor(r)
+        floors = "n/a" if counted is None else f"{counted[0]}/{counted[1]}"
         chosen = "yes" if _same(probe["chosen"], r["fidelity"]) else ""
-        lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s} {at_floor:>8s}  {chosen}")
+        lines.append(f"{r['rung']:>9s} {r['seconds_per_trial']:8.1f} {ratio:>6s} {margin:>7s} {floors:>8s}  {chosen}")
     return lines
 
 
