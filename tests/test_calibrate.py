@@ -124,6 +124,28 @@ def test_search_fidelity_auto_reuses_a_stored_probe_and_its_runs(glue_dir, tmp_p
     assert "found no signal at this fidelity" in capsys.readouterr().err
 
 
+def test_probe_runs_larger_than_the_budget_inform_the_search_but_are_not_its_results(glue_dir, tmp_path, capsys):
+    # the probe draws from the whole space (serial 2 and serial 8 at layer 0 here); a search under a budget
+    # between the two observes both, but its front, report and follow-ups hold only what it may choose
+    from autopeft.search.followup import choose_rows
+    from autopeft.search.loop import summary
+    from autopeft.search.results import completed_rows
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    stored_probe(url, chosen=True)
+    argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
+    argv += ["--trials", "3", "--sampler", "random", "--study", "s", "--fidelity", "auto", "--max-params", "400"]
+    assert main([*argv, "--artifacts", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name="s", storage=url)
+    probed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("from_probe")]
+    assert sorted(t.values[1] > 400 for t in probed) == [False, True]  # both observed, one over the budget
+    rows = completed_rows(study)
+    assert len(rows) == 2 and all(r.params <= 400 for r in rows)
+    assert all(r.params <= 400 for r in choose_rows(study, 3, None))
+    table, closing = summary(study)
+    assert "serial adapter 8 " not in table and closing["complete"] == 2
+
+
 def test_early_stopping_at_a_one_epoch_calibrated_fidelity_scores_within_the_epoch(glue_dir, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     probe = stored_probe(url, chosen=True, epochs=1)

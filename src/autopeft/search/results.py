@@ -31,11 +31,17 @@ class TrialRow:
 
 
 def completed_rows(study: optuna.Study) -> list[TrialRow]:
+    """The search's results: its completed trials within its parameter budget. A calibration probe's runs,
+    which become a `--fidelity auto` search's first trials, are drawn from the whole space and may be
+    larger than the search allows: the optimiser still learns from them, but they are not results."""
     from optuna.trial import TrialState
 
-    retrained = rec.StudyRecord.load(study).retrained
+    record = rec.StudyRecord.load(study)
+    retrained = record.retrained
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if record.max_params is not None and trial.values[1] > record.max_params:
+            continue
         attrs = dict(trial.user_attrs)
         # finished trials are read-only in Optuna, so follow-up results live in the study's attributes
         if trial.number in retrained:
