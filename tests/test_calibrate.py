@@ -129,6 +129,7 @@ def test_probe_runs_larger_than_the_budget_inform_the_search_but_are_not_its_res
     # between the two observes both, but its front, report and follow-ups hold only what it may choose
     from autopeft.search.followup import choose_rows
     from autopeft.search.loop import summary
+    from autopeft.search.report import write_report
     from autopeft.search.results import completed_rows
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
@@ -144,6 +145,8 @@ def test_probe_runs_larger_than_the_budget_inform_the_search_but_are_not_its_res
     assert all(r.params <= 400 for r in choose_rows(study, 3, None))
     table, closing = summary(study)
     assert "serial adapter 8 " not in table and closing["complete"] == 2
+    text = write_report(study, tmp_path / "report")["report"].read_text()
+    assert "2 complete" in text and "1 calibration run(s) larger than the budget" in text
 
 
 def test_early_stopping_at_a_one_epoch_calibrated_fidelity_scores_within_the_epoch(glue_dir, tmp_path, capsys):

@@ -97,6 +97,7 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     _plot_hypervolume(study, rows, paths["hypervolume_png"])
 
     failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+    over_budget = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) - len(rows)
     cost = search_cost(study)
     lines = [
         f"# AutoPEFT search `{study.study_name}`",
@@ -104,7 +105,13 @@ def write_report(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
         f"- model: `{record.model}`, task: `{record.task}` ({metric}), space: `{record.space}`",
         f"- sampler: `{record.sampler.name}`, search fidelity: {_fidelity_words(record.fidelity.to_dict())}",
         f"- trials: {len(rows)} complete, {len(failed)} failed; Pareto front: {len(front)} configurations; "
-        f"hypervolume {study_hypervolume(study, rows):.4f}",
+        f"hypervolume {study_hypervolume(study, rows):.4f}"
+        + (
+            f"; and {over_budget} calibration run(s) larger than the budget, which the optimiser learnt from but"
+            " which are not results"
+            if over_budget
+            else ""
+        ),
         f"- cost: {cost['cpu_seconds'] / 3600:.2f} CPU hours, {cost['wall_seconds'] / 3600:.2f} hours of wall time "
         "(suggestions and training, summed over workers)",
     ]
