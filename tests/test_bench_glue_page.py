@@ -147,7 +147,8 @@ def test_page_has_table_claims_costs_and_plot(tmp_path):
         rows=tuple(build_rows(_runs(scores, PERCENT), TASKS)),
         cells_expected=8,
         search_costs={
-            "rte": {"study": "s", "trials": 20, "cpu_seconds": 7200.0, "wall_seconds": 3600.0, "floor": 0.502},
+            "rte": {"study": "s", "trials": 20, "cpu_seconds": 7200.0, "wall_seconds": 3600.0, "floor": 0.502}
+            | {"stopped": 3, "cpu_seconds_saved": 1800.0},  # with early stopping
             "mrpc": {"study": "m", "trials": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "best": None},
         },
         chosen={"rte": ['{"serial":8,"parallel":0,"prefix":0,"lora":0,"layers":[0,1]}']},
@@ -165,7 +166,9 @@ def test_page_has_table_claims_costs_and_plot(tmp_path):
     assert "| Full fine-tuning | 65.0 ± 7.1 | 85.0 ± 7.1 | 75.0 ± 7.1 | 100 |" in text
     assert "Incomplete" not in text
     assert text.count("**holds**") + text.count("**does not hold**") == 2
-    assert "| RTE (`s`) | 20 | 2.00 | 1.00 | 50.2 | – |" in text and "| MRPC (`m`) | 0 | 0.00 | 0.00 | – | – |" in text
+    assert "| Best trial | Stopped early (CPU hours saved) |" in text
+    assert "| RTE (`s`) | 20 | 2.00 | 1.00 | 50.2 | – | 3 (0.50) |" in text
+    assert "| MRPC (`m`) | 0 | 0.00 | 0.00 | – | – | – |" in text
     assert "serial adapter 8 @ layers 0-1" in text
     assert "## Discussion\n\nWhy RTE stays at chance here." in text
 

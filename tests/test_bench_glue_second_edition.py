@@ -63,6 +63,7 @@ def test_second_edition_bench(glue_dir, tmp_path, capsys, monkeypatch):
     assert "from RTE, the search whose calibrated fidelity had the strongest signal" in text
     assert "its configuration best on held-out train there, trained on every task" in text
     assert "| Calibrated fidelity |" in text and "evals_per_epoch=4" in text
+    assert "| Stopped early (CPU hours saved) |" in text  # its searches stop early
     claims = text.split("## The paper's claims, here")[1].split("##")[0]
     assert "on every searched task" in claims  # no full fine-tuning row here; CoLA, unsearched, is not awaited
     assert "- The project's aim, *AutoPEFT per task at least matches" in claims

@@ -182,10 +182,12 @@ def write_page(page: Page, path: Path) -> Path:
         lines.append("No search has run in this bench.")
     else:
         calibrated = any("fidelity" in cost for cost in page.search_costs.values())
+        stopping = any("stopped" in cost for cost in page.search_costs.values())
         lines += [
             "| Search | Trials | CPU hours | Wall hours | Held-out floor | Best trial |"
+            + (" Stopped early (CPU hours saved) |" if stopping else "")
             + (" Calibrated fidelity |" if calibrated else ""),
-            "|---|---:|---:|---:|---:|---:|" + ("---|" if calibrated else ""),
+            "|---|---:|---:|---:|---:|---:|" + ("---:|" if stopping else "") + ("---|" if calibrated else ""),
         ]
         for task, cost in page.search_costs.items():
             floor, best = (cost.get(k) for k in ("floor", "best"))
@@ -193,6 +195,7 @@ def write_page(page: Page, path: Path) -> Path:
                 f"| {task_title(task)} (`{cost.get('study')}`) | {cost.get('trials')} |"
                 f" {cost['cpu_seconds'] / 3600:.2f} | {cost['wall_seconds'] / 3600:.2f} |"
                 f" {'–' if floor is None else f'{100 * floor:.1f}'} | {'–' if best is None else f'{100 * best:.1f}'} |"
+                + (f" {_stopped_words(cost)} |" if stopping else "")
                 + (f" `{cost.get('fidelity', '–')}` |" if calibrated else "")
             )
         lines += [
@@ -251,6 +254,12 @@ def _rate_words(page: Page) -> str:
         + ", ".join(f"{_title(r)} {lr:g}" for r, lr in page.lrs.items())
         + "."
     )
+
+
+def _stopped_words(cost: Mapping[str, Any]) -> str:
+    if "stopped" not in cost:
+        return "–"
+    return f"{cost['stopped']} ({cost['cpu_seconds_saved'] / 3600:.2f})"
 
 
 def _search_fidelity_words(search: Mapping[str, Any]) -> str:

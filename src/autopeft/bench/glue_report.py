@@ -60,11 +60,12 @@ def page_of(bench: Bench) -> Page:
 
 def search_costs(bench: Bench) -> dict[str, dict[str, Any]]:
     """task -> its search's study, trials, CPU and wall seconds, and its signal: the held-out floor (a
-    constant prediction's score) and the best trial's score (the tasks searched so far)."""
+    constant prediction's score) and the best trial's score (the tasks searched so far); with early
+    stopping, the trials stopped and the CPU seconds their unrun remainders would have cost."""
     from autopeft.bench.glue_study import study_or_none
     from autopeft.search.loop import finished_count
     from autopeft.search.record import StudyRecord
-    from autopeft.search.results import completed_rows, search_cost
+    from autopeft.search.results import completed_rows, search_cost, stopped_rows
 
     costs = {}
     for task in bench.tasks:
@@ -81,6 +82,10 @@ def search_costs(bench: Bench) -> dict[str, dict[str, Any]]:
             }
             if record.calibration is not None:  # second-edition searches: the fidelity calibration chose
                 costs[task]["fidelity"] = record.fidelity.describe()
+            if record.early_stop.on:
+                stopped = stopped_rows(study)
+                costs[task]["stopped"] = len(stopped)
+                costs[task]["cpu_seconds_saved"] = sum(s.cpu_seconds_saved for s in stopped)
     return costs
 
 
