@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autopeft.tasks.metrics import at_floor
+from autopeft.floor import at_floor
 
 AUTOPEFT_TRANSFER = "autopeft-transfer"
 AUTOPEFT_TASK = "autopeft-task"

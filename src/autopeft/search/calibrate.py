@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import UserError
+from autopeft.floor import at_floor
 from autopeft.search.record import TaskArgs
-from autopeft.tasks.metrics import at_floor
 
 if TYPE_CHECKING:
     from autopeft.engine.fidelity import Fidelity

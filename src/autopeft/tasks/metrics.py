@@ -37,11 +37,6 @@ def headline_name(family: str) -> str:
     return HEADLINES[family]
 
 
-def at_floor(score: float, floor: float) -> bool:
-    """The run scored exactly what a constant prediction scores (its floor): it learnt nothing."""
-    return abs(score - floor) < 1e-9
-
-
 def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
