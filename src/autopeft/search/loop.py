@@ -238,8 +238,10 @@ def summary(study: optuna.Study) -> tuple[str, dict[str, Any]]:
     table = format_table(front, record.metric) if front else "no completed trial yet"
     startup = record.sampler.startup if record.sampler.name.startswith("autopeft") else None
     by_trial = hypervolume_by_trial(study, rows)
-    # by trial number, not position: rows leave out the probe's runs over the budget
-    started = [hv for number, hv in by_trial if number < startup] if startup and len(by_trial) >= startup else []
+    # by trial number, not position, and the start counted on every completed trial: rows leave out the
+    # probe's runs over the budget
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    started = [hv for number, hv in by_trial if number < startup] if startup and complete >= startup else []
     after_startup = started[-1] if started else None
     return table, {
         "study": study.study_name,
