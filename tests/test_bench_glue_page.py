@@ -127,7 +127,9 @@ def test_aim_is_judged_on_searched_tasks_where_something_learns():
     scores["autopeft-task"]["mrpc"] = [0.80, 0.80]
     verdict = aim_verdict(build_rows(_runs(scores, bigger), TASKS), TASKS, floors)
     assert verdict.holds is False and "(not met)" in verdict.text
-    assert aim_verdict(rows, TASKS, floors, unsearched=("mrpc",)).holds is None
+    verdict = aim_verdict(rows, TASKS, floors, unsearched=("mrpc",))
+    assert verdict.holds is None and verdict.text.endswith("(no calibrated signal): MRPC.")
+    assert "RTE" not in aim_verdict(rows, TASKS, floors, unsearched=("rte",)).text  # nothing learns there
 
 
 def test_page_has_table_claims_costs_and_plot(tmp_path):
