@@ -211,3 +211,23 @@ def test_transfer_source_is_not_named_before_every_search_has_run():
     assert "chosen once" in _transfer(bench({"chosen:rte": ["c"]}, {"rte": 4.0}))  # CoLA's search still to run
     assert "no transferred row" in _transfer(bench({"nosignal:rte": "x", "nosignal:cola": "x"}, {}))
     assert _transfer(bench({"chosen:rte": ["c"], "nosignal:cola": "x"}, {"rte": 4.0})).startswith("from RTE,")
+
+
+def test_plots_zoom_on_the_scores_and_name_a_far_floor_in_the_legend():
+    from autopeft.bench.glue_fronts import draw_floor
+    from autopeft.plots import percent_axis, subplots
+
+    fig, ax = subplots()
+    ax.plot([0.1, 0.3, 4.0], [80.0, 82.0, 84.0])
+    draw_floor(ax, 0.0, 80.0, 84.0)  # STS-B: scores 80-84, floor 0
+    low, high = ax.get_ylim()
+    assert 75 < low < 80 and 84 < high < 90  # the floor does not squeeze the scores
+    assert ax.get_legend_handles_labels()[1] == ["constant prediction (majority class): 0.0, below the axis"]
+    percent_axis(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "0.1" in labels and "0.3" in labels and "1" in labels and not any("10^" in t for t in labels)
+
+    fig, ax = subplots()
+    draw_floor(ax, 0.748, 77.0, 84.0)  # MRPC: the floor just below the scores stays on the axis, as a line
+    assert ax.get_ylim()[0] < 74.8 and ax.get_lines()[0].get_ydata()[0] == 74.8

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autopeft.bench.glue_table import AUTOPEFT_TASK, FLOOR_TITLE, FULL, RowResult, task_title
+from autopeft.bench.glue_table import AUTOPEFT_TASK, FLOOR_TITLE, FULL, ROW_TITLES, RowResult, task_title
 
 if TYPE_CHECKING:
     import optuna
@@ -19,20 +19,53 @@ def front_path(page_path: Path, task: str) -> Path:
     return page_path.with_name(f"{page_path.stem}-{task}.png")
 
 
+_MARKERS = "osDv^<>ph"
+_COLOURS = ("C0", "C2", "C4", "C5", "C6", "C7", "C8", "C9", "navy")  # not C1 / C3: AutoPEFT's
+
+
+def row_style(name: str) -> dict[str, Any]:
+    """Marker and colour of a row, the same on every plot of the page (AutoPEFT rows: stars, red/orange)."""
+    base = name.split("#")[0]
+    if base == AUTOPEFT_TASK:
+        return {"marker": "*", "color": "C3", "markersize": 11}
+    if base.startswith("autopeft"):
+        return {"marker": "*", "color": "C1", "markersize": 11}
+    if base == FULL:
+        return {"marker": "s", "color": "0.3", "markersize": 6}
+    k = list(ROW_TITLES).index(base) if base in ROW_TITLES else len(ROW_TITLES)
+    return {"marker": _MARKERS[k % len(_MARKERS)], "color": _COLOURS[k % len(_COLOURS)], "markersize": 6}
+
+
+def draw_floor(ax: Any, floor: float | None, low: float, high: float) -> None:
+    """Fit the y axis to scores in [low, high] (x100) and draw the constant prediction as a dashed line, or
+    only name it in the legend when it lies far below them."""
+    from autopeft.plots import score_limits
+
+    if floor is None:
+        score_limits(ax, low, high, None)
+    elif score_limits(ax, low, high, 100 * floor):
+        ax.axhline(100 * floor, color="0.5", linestyle="--", linewidth=1, label=FLOOR_TITLE.lower())
+    else:
+        label = f"{FLOOR_TITLE.lower()}: {100 * floor:.1f}, below the axis"
+        ax.plot([], [], color="0.5", linestyle="--", linewidth=1, label=label)
+
+
 def plot_front(rows: Sequence[RowResult], task: str, path: Path, floor: float | None, metric: str) -> None:
     """One task: its search's retrained configurations (AutoPEFT per task #1..#k) as a line over their
-    parameters, the other rows as points, full fine-tuning and the floor as horizontal lines."""
-    from autopeft.plots import save_figure, subplots
+    parameters, every other row as a point of its own marker, full fine-tuning and the floor as lines."""
+    from autopeft.plots import percent_axis, save_figure, subplots
 
-    fig, ax = subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(9, 4.5))
     ours = sorted(
         (r.cells[task] for r in rows if r.name.split("#")[0] == AUTOPEFT_TASK and task in r.cells),
         key=lambda c: c.percent,
     )
+    shown = [r.cells[task] for r in rows if task in r.cells]
     if ours:
+        label = "AutoPEFT per task (retrained Pareto configurations)"
         ax.errorbar(
             [c.percent for c in ours], [100 * c.mean for c in ours], yerr=[100 * c.std for c in ours],
-            fmt="*-", color="C3", markersize=11, capsize=3, label="AutoPEFT per task (retrained Pareto configurations)",
+            fmt="-", capsize=3, label=label, **row_style(AUTOPEFT_TASK),
         )  # fmt: skip
     for row in rows:
         cell = row.cells.get(task)
@@ -41,20 +74,16 @@ def plot_front(rows: Sequence[RowResult], task: str, path: Path, floor: float | 
         if row.name == FULL:
             ax.axhline(100 * cell.mean, color="0.3", linewidth=1, label=f"{row.title()} ({cell.percent:.3g} %)")
             continue
-        transferred = row.name.startswith("autopeft")
         ax.errorbar(
-            [cell.percent], [100 * cell.mean], yerr=[100 * cell.std], fmt="D" if transferred else "o",
-            color="C1" if transferred else "C0", markersize=7 if transferred else 6, capsize=3,
+            [cell.percent], [100 * cell.mean], yerr=[100 * cell.std],
+            linestyle="none", capsize=3, label=f"{row.title()} ({cell.percent:.3g} %)", **row_style(row.name),
         )  # fmt: skip
-        ax.annotate(row.title(), (cell.percent, 100 * cell.mean), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    if floor is not None:
-        ax.axhline(100 * floor, color="0.5", linestyle="--", linewidth=1, label=FLOOR_TITLE.lower())
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (% of the backbone, log scale)")
-    ax.set_ylabel(f"dev {metric} (x100, mean over seeds)")
-    ax.set_title(task_title(task))
+    draw_floor(ax, floor, min(100 * (c.mean - c.std) for c in shown), max(100 * (c.mean + c.std) for c in shown))
+    percent_axis(ax)
+    ax.set_ylabel(f"dev {metric} (x100)")
+    ax.set_title(f"{task_title(task)}: dev score, mean ± std over seeds")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     save_figure(fig, path)
 
 

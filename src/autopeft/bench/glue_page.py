@@ -9,7 +9,6 @@ from typing import Any
 
 from autopeft.bench.glue_table import (
     FLOOR_TITLE,
-    FULL,
     ROW_TITLES,
     RowResult,
     aim_verdict,
@@ -23,35 +22,27 @@ from autopeft.bench.glue_table import (
 
 
 def plot(rows: Sequence[RowResult], path: Path, title: str, floor: float | None = None) -> None:
-    """Average score against % parameters (log axis), one point per complete row; `floor`: the constant
-    prediction's average, drawn as a line."""
-    from autopeft.plots import save_figure, subplots
+    """Average score against % parameters (log axis), one point per complete row, each in the marker it has
+    on the per-task plots; `floor`: the constant prediction's average, drawn as a line."""
+    from autopeft.bench.glue_fronts import draw_floor, row_style
+    from autopeft.plots import percent_axis, save_figure, subplots
 
-    fig, ax = subplots(figsize=(7, 4.5))
-    for row in rows:
-        if not row.complete:
-            continue
-        ours = row.name.startswith("autopeft")
+    fig, ax = subplots(figsize=(9, 4.5))
+    complete = [row for row in rows if row.complete]
+    for row in complete:
         ax.errorbar(
-            [row.percent],
-            [100 * row.average],
-            yerr=[100 * (row.average_std or 0)],
-            fmt="*" if ours else "o",
-            markersize=11 if ours else 6,
-            color="C3" if ours else ("0.3" if row.name == FULL else "C0"),
-            capsize=3,
-        )
-        ax.annotate(
-            row.title(), (row.percent, 100 * row.average), textcoords="offset points", xytext=(5, 4), fontsize=7
-        )
-    if floor is not None:
-        ax.axhline(100 * floor, color="0.5", linestyle="--", linewidth=1, label=FLOOR_TITLE.lower())
-        ax.legend(loc="lower right", fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (% of the backbone, log scale)")
-    ax.set_ylabel("average dev score (x100, mean over seeds)")
+            [row.percent], [100 * row.average], yerr=[100 * (row.average_std or 0)], linestyle="none", capsize=3,
+            label=f"{row.title()} ({row.percent:.3g} %)", **row_style(row.name),
+        )  # fmt: skip
+    if complete:
+        low = min(100 * (r.average - (r.average_std or 0)) for r in complete)
+        high = max(100 * (r.average + (r.average_std or 0)) for r in complete)
+        draw_floor(ax, floor, low, high)
+    percent_axis(ax)
+    ax.set_ylabel("average dev score (x100, mean ± std over seeds)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     save_figure(fig, path)
 
 

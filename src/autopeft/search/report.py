@@ -206,7 +206,7 @@ def _fidelity_words(fidelity: dict[str, Any]) -> str:
 def _plot_pareto(
     study: optuna.Study, record: rec.StudyRecord, rows: list[TrialRow], front: list[TrialRow], path: Path
 ) -> None:
-    from autopeft.plots import save_figure, subplots
+    from autopeft.plots import percent_axis, save_figure, subplots
 
     metric = record.metric
     fig, ax = subplots(figsize=(7, 4.5))
@@ -227,8 +227,7 @@ def _plot_pareto(
     floor = record.constant_prediction
     if floor is not None:
         ax.axhline(floor, color="0.5", linestyle="--", linewidth=1, label="constant prediction")
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable PEFT parameters (% of backbone, log scale)")
+    percent_axis(ax, "trainable PEFT parameters (% of backbone, log scale)")
     ax.set_ylabel(f"{metric} (search fidelity)")
     ax.set_title(f"{study.study_name}: {record.task} on {record.model}")
     ax.grid(True, which="both", alpha=0.3)
