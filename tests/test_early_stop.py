@@ -15,7 +15,7 @@ from autopeft.errors import UserError
 from autopeft.optim import make_sampler
 from autopeft.optim.history import History
 from autopeft.search import record as rec
-from autopeft.search.early_stop import EarlyStop, Finished, allowance, front_score_at, should_stop
+from autopeft.search.early_stop import EarlyStop, Finished, allowance, front_score_at, projected_score, should_stop
 from autopeft.search.loop import finished_count
 from autopeft.search.storage import create_or_continue
 from autopeft.space import PEFTConfig
@@ -45,6 +45,39 @@ def test_minimum_share_conservative_default_and_switch():
     few = FINISHED[:2]  # fewer than MIN_CURVES: twice the largest gain
     assert allowance(few, 0.25, 0.9) == pytest.approx(0.10)
     assert allowance([Finished(10, 0.5, [(1.0, 0.5)])], 0.25, 0.9) == math.inf  # no curve to learn from
+
+
+def test_a_stopped_trial_is_observed_at_its_projected_final_score_still_below_the_front():
+    gains = [0.02, 0.04, 0.06, 0.08, 0.10]  # from a quarter of the budget to the end
+    finished = [Finished(100 * k, 0.5 + g, [(0.25, 0.5), (1.0, 0.5 + g)]) for k, g in enumerate(gains, 1)]
+    assert projected_score(finished, 0.25, 0.40, quantile=0.9) == pytest.approx(0.46)  # + the median gain
+    assert projected_score(finished, 0.25, 0.40, quantile=0.25) == pytest.approx(0.44)  # never above the allowance
+    assert projected_score(finished[:4], 0.25, 0.40, quantile=0.9) == 0.40  # too few curves: the score itself
+    # whenever the rule stops a trial, its projection stays below the front at its size
+    for score in (0.30, 0.40, 0.45, 0.49):
+        for quantile in (0.1, 0.5, 0.9):
+            rule = EarlyStop(on=True, min_share=0.25, quantile=quantile)
+            if should_stop(rule, 450, [(0.25, score)], finished):
+                assert projected_score(finished, 0.25, score, quantile) < front_score_at(finished, 450)
+
+
+def test_the_optimiser_observes_a_stopped_trial_at_its_projection_and_older_studies_at_their_score():
+    from autopeft.optim.bridge import optuna_distributions, params_from_config
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    stopped = [
+        (PEFTConfig.shared([0], serial=1), {"share": 0.25, "score": 0.30, "observed": 0.42}),
+        (PEFTConfig.shared([0], parallel=1), {"share": 0.25, "score": 0.35}),  # stored before projections
+    ]
+    for config, attr in stopped:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED, params=params_from_config(SPACE, config),
+                distributions=optuna_distributions(SPACE), user_attrs={rec.TRIAL_EARLY_STOPPED: attr},
+            )
+        )  # fmt: skip
+    current = study.ask()
+    assert History.of(study, SPACE, study.get_trials()[current.number]).metrics == [0.42, 0.35]
 
 
 @pytest.mark.parametrize("kwargs", [{"min_share": 0}, {"min_share": 1}, {"quantile": 1.5}, {"quantile": 0}])
@@ -95,7 +128,8 @@ def test_the_loop_stops_dominated_trials_counts_them_and_records_curves(tmp_path
     stopped = [t for t in trials if t.state == TrialState.PRUNED]
     assert stopped, "every other configuration is larger and far below the front: they stop"
     for t in stopped:
-        assert t.user_attrs[rec.TRIAL_EARLY_STOPPED] == {"share": 0.5, "score": 0.31}
+        # one finished curve: too few to project from, so the optimiser observes the score itself
+        assert t.user_attrs[rec.TRIAL_EARLY_STOPPED] == {"share": 0.5, "score": 0.31, "observed": 0.31}
         assert t.user_attrs["cpu_seconds"] >= 0 and len(t.user_attrs[rec.TRIAL_CURVE]) == 2
     # the optimiser sees stopped trials as observations at their last score
     history = History.of(study, SPACE, trials[-1])

@@ -1,8 +1,9 @@
 """What a sampler needs from a study, read afresh at every suggestion (so a resumed study continues).
 
 Nothing is kept between suggestions: completed trials are the training data, and so are trials
-stopped early (pruned, at the last score they reached: a pessimistic observation that tells the
-model their region is poor); running and enqueued trials are pending, and every configuration any
+stopped early (pruned, at their score so far plus the median gain still to come, never above the
+front at their size: a pessimistic observation that tells the model their region is poor;
+`search.early_stop.projected_score`); running and enqueued trials are pending, and every configuration any
 trial holds is not proposed again.
 Per-trial random streams depend only on the sampler's seed and the trial number, so a new sampler
 object on the same storage makes the same choices as the one it replaces.
@@ -66,7 +67,8 @@ class History:
                 history.metrics.append(sign * trial.values[0])
             elif trial.state == TrialState.PRUNED and TRIAL_EARLY_STOPPED in trial.user_attrs:
                 history.configs.append(config)
-                history.metrics.append(sign * float(trial.user_attrs[TRIAL_EARLY_STOPPED]["score"]))
+                stopped = trial.user_attrs[TRIAL_EARLY_STOPPED]  # studies before "observed": the score itself
+                history.metrics.append(sign * float(stopped.get("observed", stopped["score"])))
             elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 history.pending.append(config)
         return history

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from autopeft.params import ModelDims, param_count
 from autopeft.search import record as rec
 from autopeft.search.claim import budget_lock
-from autopeft.search.early_stop import EarlyStop, Finished, should_stop
+from autopeft.search.early_stop import EarlyStop, Finished, projected_score, should_stop
 from autopeft.search.results import (
     completed_rows,
     format_table,
@@ -126,7 +126,9 @@ class SearchLoop:
             trial.set_user_attr(rec.TRIAL_FAIL_REASON, result.reason or rec.UNKNOWN_FAILURE)
             raise TrialNotScored(result.reason)
         if result.stopped == "callback":  # stopped early: it cannot reach the front at its size
-            trial.set_user_attr(rec.TRIAL_EARLY_STOPPED, {"share": curve[-1][0], "score": float(result.metric)})
+            share, score = curve[-1][0], float(result.metric)
+            observed = projected_score(finished_curves(self.study), share, score, self.early_stop.quantile)
+            trial.set_user_attr(rec.TRIAL_EARLY_STOPPED, {"share": share, "score": score, "observed": observed})
             raise optuna.TrialPruned()
         return float(result.metric), float(count.peft)
 

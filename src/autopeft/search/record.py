@@ -39,7 +39,7 @@ TRIAL_FAIL_REASON = "fail_reason"
 TRIAL_SKIPPED = "skipped"
 TRIAL_PERCENT = "percent"
 TRIAL_CURVE = "curve"  # [[share of the budget, score], ...]: every evaluation during training
-TRIAL_EARLY_STOPPED = "early_stopped"  # {"share", "score"}: stopped early (pruned), counted with its cost
+TRIAL_EARLY_STOPPED = "early_stopped"  # {"share", "score", "observed"}: stopped early (pruned), counted with its cost
 TRIAL_COST_KEYS = ("cpu_seconds", "wall_seconds")
 TRIAL_RESULT_KEYS = ("metrics", "train_seconds", "eval_seconds", "examples_per_second", "peak_memory_mb", "epochs_run")
 
