@@ -103,11 +103,11 @@ def projected_score(finished: Sequence[Finished], share: float, score: float, qu
 
     Its score so far is an interim one (part of the training, part of the scoring set), and the
     optimiser models final scores: observed raw, every stopped configuration looks worse by the gain it
-    had still to come (0.07 on average at a quarter of STS-B's 1000x1, as large as the difference
-    between the front's middle and its smallest configurations), and a search with early stopping
-    drifted to ever smaller configurations (docs/BENCHMARKS.md). With the median it stays pessimistic
-    where it matters: the rule stopped the trial because even its allowance left it below the front at its
-    size, so the projection, never above the allowance, is below that front too."""
+    had still to come (0.07 on average at a quarter of STS-B's 1000x1), while the small configurations,
+    which mostly finish, are seen at their final scores; both 100-trial searches with early stopping
+    drifted to the smallest configurations and lost hypervolume (docs/BENCHMARKS.md). With the median
+    it stays pessimistic where it matters: the rule stopped the trial because even its allowance left it
+    below the front at its size, so the projection, never above the allowance, is below that front too."""
     gains = remaining_gains(finished, share)
     return score + _quantile(gains, min(0.5, quantile)) if len(gains) >= MIN_CURVES else score
 
