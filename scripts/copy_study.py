@@ -18,7 +18,7 @@ def main() -> int:
         print("usage: copy_study.py STORAGE FROM_NAME TO_NAME", file=sys.stderr)
         return 2
     storage, source, target = sys.argv[1:]
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    names = set(optuna.get_all_study_names(storage))
     if source not in names:
         print(f"copy_study.py: no study {source!r} in {storage}", file=sys.stderr)
         return 2
