@@ -7,7 +7,8 @@
 #   2. issue 16, the GLUE table's second edition (data/studies/glue-minilm-v2.db, RESULTS.md), whose
 #      searches reuse those probes
 #   3. issue 15, early stopping on 100-trial searches (data/benchmarks/early-stop/early-stop-100.txt), then
-#      again with stopped trials observed at their projected final score (early-stop-100p.txt)
+#      again with stopped trials observed at their projected final score (early-stop-100p.txt), and its false stops checked
+#      on a random draw of its stops (early-stop-100p-checked.txt)
 # Done and committed: the first edition's steps (the STS-B pool, the optimisers on it, GLUE v1) and issue 19's
 # real warm-start pair (data/studies/warm-start.db, data/benchmarks/warm-start-stsb/).
 # Their state lives in tracked files because a new session's checkout holds only what was committed: commit it
@@ -67,5 +68,22 @@ if [ ! -s $ES100P ]; then
     --name early-stop-100p --fidelity auto --probe-storage $CALIBRATION --storage sqlite:///data/studies/early-stop.db \
     --jobs 2 --plot docs/figures/early-stop-100p.png > runs/early-stop-100p.part 2>> runs/early-stop-100p.log
   mv runs/early-stop-100p.part $ES100P
+fi
+# issue 15, the same pair's false stops checked again: its first 5 stops per seed (1 false of 10) were made with
+# the fewest finished curves, the likeliest to be false; the bench now finishes a seeded random draw, 10 per
+# seed (the seeds in parallel, then once more for the summary, every check stored in its study by then).
+ES100C=data/benchmarks/early-stop/early-stop-100p-checked.txt
+if [ ! -s $ES100C ]; then
+  echo "== $(date -u) early stopping, 100-trial pair, a random sample of stops finished"
+  ES100P_ARGS="--model minilm --tasks stsb --trials 100 --min-share 0.25 --name early-stop-100p --fidelity auto
+    --probe-storage $CALIBRATION --storage sqlite:///data/studies/early-stop.db --false-stop-sample 10"
+  for seed in 0 1; do
+    $AUTOPEFT bench early-stop $ES100P_ARGS --seeds $seed --plot runs/early-stop-100p-s$seed.png > /dev/null \
+      2>> runs/early-stop-100p-checked.log &
+  done
+  wait
+  $AUTOPEFT bench early-stop $ES100P_ARGS --seeds 0,1 --plot docs/figures/early-stop-100p.png \
+    > runs/early-stop-100p-checked.part 2>> runs/early-stop-100p-checked.log
+  mv runs/early-stop-100p-checked.part $ES100C
 fi
 echo "== $(date -u) done"

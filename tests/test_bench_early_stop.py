@@ -95,3 +95,15 @@ def test_calibrated_fidelity_from_a_probe_storage(glue_dir, tmp_path, capsys, mo
     }
     assert main([*argv, "--fidelity", "auto", "--epochs", "2"]) == 2
     assert "do not also give --epochs" in capsys.readouterr().err
+
+
+def test_false_stops_are_checked_on_a_seeded_random_draw_not_the_first_stops():
+    from autopeft.bench.early_stop import false_stop_sample
+
+    stopped = list(range(3, 103))
+    sample = false_stop_sample(stopped, 10, seed=0)
+    assert sample == false_stop_sample(stopped, 10, seed=0) == sorted(sample)  # the same draw on a rerun
+    assert len(set(sample)) == 10 and set(sample) <= set(stopped)
+    assert sample != stopped[:10] and max(sample) > 30  # reaches the later stops, made with more curves
+    assert false_stop_sample(stopped, 10, seed=1) != sample
+    assert false_stop_sample(stopped[:4], 10, seed=0) == stopped[:4]  # fewer stops than the sample: all

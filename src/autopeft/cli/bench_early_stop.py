@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=SAMPLERS, default="autopeft")
     parser.add_argument("--surrogate", choices=SURROGATES, default="saas-map")
     parser.add_argument("--startup", type=int, help="random trials first (default: the sampler's)")
-    parser.add_argument("--false-stop-sample", type=int, default=5, help="stopped trials finished per search")
+    parser.add_argument(
+        "--false-stop-sample", type=int, default=5, help="stopped trials finished per search (a seeded random draw)"
+    )
     parser.add_argument("--name", default="early-stop", help="prefix of the bench's studies (default early-stop)")
     add_storage_argument(parser)
     parser.add_argument("--jobs", type=int, default=1, help="trials at once (default 1)")
