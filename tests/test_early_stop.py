@@ -32,7 +32,7 @@ FINISHED = [
 def test_a_dominated_curve_stops_and_a_promising_one_does_not():
     # at 350 params the front is 0.66 (the trial at 300); allowance 0.05 at a quarter of the budget
     assert front_score_at(FINISHED, 350) == pytest.approx(0.66)
-    assert allowance(FINISHED, 0.25, 0.9) == pytest.approx(0.05)
+    assert allowance(FINISHED, 0.25, 0.9, 350) == pytest.approx(0.05)
     assert should_stop(ON, 350, [(0.25, 0.50)], FINISHED)  # 0.50 + 0.05 < 0.66
     assert not should_stop(ON, 350, [(0.25, 0.63)], FINISHED)  # 0.63 + 0.05 >= 0.66: it may still get there
     assert not should_stop(ON, 50, [(0.25, 0.10)], FINISHED)  # nothing finished is this small: it is the front
@@ -43,22 +43,41 @@ def test_minimum_share_conservative_default_and_switch():
     assert not should_stop(ON, 350, [(1.0, 0.10)], FINISHED)  # finished: nothing to save
     assert not should_stop(EarlyStop(on=False), 350, [(0.5, 0.10)], FINISHED)
     few = FINISHED[:2]  # fewer than MIN_CURVES: twice the largest gain
-    assert allowance(few, 0.25, 0.9) == pytest.approx(0.10)
-    assert allowance([Finished(10, 0.5, [(1.0, 0.5)])], 0.25, 0.9) == math.inf  # no curve to learn from
+    assert allowance(few, 0.25, 0.9, 150) == pytest.approx(0.10)
+    assert allowance([Finished(10, 0.5, [(1.0, 0.5)])], 0.25, 0.9, 10) == math.inf  # no curve to learn from
+
+
+def test_a_large_trial_is_allowed_the_gains_of_comparable_sizes_not_those_of_the_many_small_ones():
+    # 50 small trials gained 0.05 after their first quarter; 5 large ones (over 100 k parameters) 0.30
+    small = [Finished(100 + k, 0.55, [(0.25, 0.50), (1.0, 0.55)]) for k in range(50)]
+    large = [Finished(100_000 * k, 0.70, [(0.25, 0.40), (1.0, 0.70)]) for k in range(1, 6)]
+    finished = small + large
+    assert allowance(finished, 0.25, 0.9, 120) == pytest.approx(0.05)  # the small trials' quantile
+    assert allowance(finished, 0.25, 0.9, 300_000) == pytest.approx(0.30)  # its size's, larger than all curves'
+    assert not should_stop(ON, 300_000, [(0.25, 0.45)], finished)  # 0.45 + 0.30 >= 0.70: it may get there
+    assert should_stop(ON, 300_000, [(0.25, 0.35)], finished)  # 0.35 + 0.30 < 0.70
+    assert should_stop(ON, 120, [(0.25, 0.40)], finished)  # 0.40 + 0.05 < 0.55
+    # the projection of a stopped large trial adds its size's median gain, still below the front
+    projected = projected_score(finished, 0.25, 0.35, 0.9, 300_000)
+    assert projected == pytest.approx(0.65) and projected < front_score_at(finished, 300_000)
+    assert projected_score(finished, 0.25, 0.40, 0.9, 120) == pytest.approx(0.45)
+    # no finished curve of its size: never stopped; fewer than MIN_CURVES: twice their largest gain
+    assert allowance(small, 0.25, 0.9, 300_000) == math.inf and not should_stop(ON, 300_000, [(0.25, 0.0)], small)
+    assert allowance(small + large[:2], 0.25, 0.9, 300_000) == pytest.approx(0.60)
 
 
 def test_a_stopped_trial_is_observed_at_its_projected_final_score_still_below_the_front():
     gains = [0.02, 0.04, 0.06, 0.08, 0.10]  # from a quarter of the budget to the end
     finished = [Finished(100 * k, 0.5 + g, [(0.25, 0.5), (1.0, 0.5 + g)]) for k, g in enumerate(gains, 1)]
-    assert projected_score(finished, 0.25, 0.40, quantile=0.9) == pytest.approx(0.46)  # + the median gain
-    assert projected_score(finished, 0.25, 0.40, quantile=0.25) == pytest.approx(0.44)  # never above the allowance
-    assert projected_score(finished[:4], 0.25, 0.40, quantile=0.9) == 0.40  # too few curves: the score itself
+    assert projected_score(finished, 0.25, 0.40, 0.9, 450) == pytest.approx(0.46)  # + the median gain
+    assert projected_score(finished, 0.25, 0.40, 0.25, 450) == pytest.approx(0.44)  # never above the allowance
+    assert projected_score(finished[:4], 0.25, 0.40, 0.9, 450) == 0.40  # too few curves: the score itself
     # whenever the rule stops a trial, its projection stays below the front at its size
     for score in (0.30, 0.40, 0.45, 0.49):
         for quantile in (0.1, 0.5, 0.9):
             rule = EarlyStop(on=True, min_share=0.25, quantile=quantile)
             if should_stop(rule, 450, [(0.25, score)], finished):
-                assert projected_score(finished, 0.25, score, quantile) < front_score_at(finished, 450)
+                assert projected_score(finished, 0.25, score, quantile, 450) < front_score_at(finished, 450)
 
 
 def test_the_optimiser_observes_a_stopped_trial_at_its_projection_and_older_studies_at_their_score():

@@ -127,7 +127,7 @@ class SearchLoop:
             raise TrialNotScored(result.reason)
         if result.stopped == "callback":  # stopped early: it cannot reach the front at its size
             share, score = curve[-1][0], float(result.metric)
-            observed = projected_score(finished_curves(self.study), share, score, self.early_stop.quantile)
+            observed = projected_score(finished_curves(self.study), share, score, self.early_stop.quantile, count.peft)
             trial.set_user_attr(rec.TRIAL_EARLY_STOPPED, {"share": share, "score": score, "observed": observed})
             raise optuna.TrialPruned()
         return float(result.metric), float(count.peft)
