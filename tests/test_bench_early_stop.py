@@ -22,6 +22,8 @@ def test_both_modes_side_by_side_then_resume(glue_dir, tmp_path, capsys, monkeyp
     assert figures["checked"] == min(5, figures["stopped"]) and 0 <= figures["false_stops"] <= figures["checked"]
     assert (tmp_path / "es.png").stat().st_size > 0
     assert 0.3 <= figures["oracle_share"] <= 1  # nothing stops before the minimum share
+    assert 0 <= figures["off"]["hypervolume_at_on_cpu"] <= figures["off"]["hypervolume"]
+    assert "HV off at on CPU" in out[0]
     for mode in ("off", "on"):
         study = optuna.load_study(study_name=f"early-stop-rte-s0-{mode}", storage=url)
         counted = [t for t in study.trials if t.state.name == "COMPLETE" or "early_stopped" in t.user_attrs]
@@ -107,3 +109,12 @@ def test_false_stops_are_checked_on_a_seeded_random_draw_not_the_first_stops():
     assert sample != stopped[:10] and max(sample) > 30  # reaches the later stops, made with more curves
     assert false_stop_sample(stopped, 10, seed=1) != sample
     assert false_stop_sample(stopped[:4], 10, seed=0) == stopped[:4]  # fewer stops than the sample: all
+
+
+def test_the_off_search_is_read_at_the_on_searches_cpu_hours():
+    from autopeft.bench.early_stop import hypervolume_at
+
+    curve = [(0.1, 0.2), (0.3, 0.4), (0.3, 0.45), (0.8, 0.6)]
+    assert hypervolume_at(curve, 0.05) == 0.0  # nothing spent yet: nothing found
+    assert hypervolume_at(curve, 0.3) == 0.45  # the last trial finished by then
+    assert hypervolume_at(curve, 0.5) == 0.45 and hypervolume_at(curve, 2.0) == 0.6

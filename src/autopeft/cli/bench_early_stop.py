@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     plot(summary, args.plot)
     print(
         f"{'task':6s} {'CPU h off':>9s} {'CPU h on':>9s} {'share':>6s} {'oracle':>6s} {'HV off':>15s} {'HV on':>15s} "
-        f"{'false stops':>12s}"
+        f"{'HV off at on CPU':>16s} {'false stops':>12s}"
     )
     for task, row in summary.items():
         if "no_signal" in row:
@@ -88,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{task:6s} {off['cpu_hours']:9.3f} {on['cpu_hours']:9.3f} {share:>6s} {oracle:>6s} "
             f"{off['hypervolume']:.4f} ± {off['hypervolume_spread']:.4f} {on['hypervolume']:.4f} ± "
-            f"{on['hypervolume_spread']:.4f} {row['false_stops']:>4d} of {row['checked']:<3d} "
+            f"{on['hypervolume_spread']:.4f} {off['hypervolume_at_on_cpu']:16.4f} "
+            f"{row['false_stops']:>4d} of {row['checked']:<3d} "
             f"({row['stopped']} stopped)"
         )
+    print("HV off at on CPU: the searches without early stopping once they had spent the CPU hours of those with it")
     print("oracle: the CPU share of a rule that knew each trial's final score, stopping at the same checkpoints")
     print(f"plot: {args.plot}")
     print(json.dumps({t: {k: v for k, v in r.items() if k != "curves"} for t, r in summary.items()}))
