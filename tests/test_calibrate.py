@@ -201,3 +201,18 @@ def test_the_ladder_counts_runs_at_the_floor_which_have_no_seed_noise():
     assert "runs" not in summary["rungs"][0] and ladder_table(summary)[1].split()[4] == "2/4"
     older = {"chosen": None, "rungs": [rung | {"floor": 0.0}]}  # stored before the count was kept
     assert ladder_table(older)[1].split() == ["100x2", "1.0", "5.0", "4.0", "n/a"]
+
+
+def test_early_stopping_at_a_two_epoch_calibrated_fidelity_also_scores_within_each_epoch(glue_dir, tmp_path, capsys):
+    """Scored only at each epoch's end the rule's first checkpoint would be half the budget."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    probe = stored_probe(url, chosen=True, epochs=2)
+    argv = ["search", "--model", "tiny-bert", "--task", "rte", "--glue-dir", str(glue_dir), "--storage", url]
+    argv += ["--trials", "3", "--sampler", "random", "--fidelity", "auto", "--artifacts", str(tmp_path)]
+    assert main([*argv, "--study", "on", "--early-stop", "on"]) == 0
+    assert main([*argv, "--study", "off"]) == 0
+    capsys.readouterr()
+    on, off = (optuna.load_study(study_name=name, storage=url) for name in ("on", "off"))
+    assert on.user_attrs["fidelity"] == {**probe["chosen"], "evals_per_epoch": 4, "interim_eval_fraction": 0.25}
+    assert off.user_attrs["fidelity"] == probe["chosen"]  # without the rule: as calibrated
+    assert len(on.get_trials(deepcopy=False)[2].user_attrs["curve"]) == 8  # four in each of its two epochs

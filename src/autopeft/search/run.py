@@ -64,8 +64,9 @@ def run_search(request: SearchRequest, options: RunOptions | None = None) -> Sea
 
         fidelity, probe = chosen_fidelity(request.auto_fidelity, task.name, _log)
         _log(f"fidelity: {fidelity.describe()} (chosen by calibration)")
-        if request.early_stop.on and fidelity.evaluations < 2:
-            # one evaluation at the end leaves the rule nothing to see: score within the epoch instead
+        if request.early_stop.on and fidelity.evals_per_epoch == 1:
+            # scored only at each epoch's end the rule sees nothing before half the budget (two epochs) or
+            # nothing at all (one): score within each epoch too, on a part of the set, which costs little
             fidelity = fidelity.replace(evals_per_epoch=EARLY_STOP_EVALS, interim_eval_fraction=INTERIM_EVAL_FRACTION)
             _log(
                 f"early stopping: {EARLY_STOP_EVALS} evaluations per epoch, those within it on "
