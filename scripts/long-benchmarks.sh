@@ -113,9 +113,9 @@ if [ ! -s $ES100S ]; then
     > runs/early-stop-100s.part 2>> runs/early-stop-100s.log
   mv runs/early-stop-100s.part $ES100S
 fi
-# issue 15, a second task: CoLA at its calibrated 7500 x 2 (about 340 s a trial; MRPC, which the issue names,
-# has no signal at any rung this machine affords). 30 trials per search, the rule scoring 4 times an epoch.
-# About 12 CPU hours in all: it spans sessions, each search resuming from data/studies/early-stop-cola.db.
+# issue 15, a second task: CoLA at its calibrated 7500 x 2 (MRPC, which the issue names, has no signal at any
+# rung this machine affords). 30 trials per search, the rule scoring 4 times an epoch. About 3.7 CPU hours
+# (80-360 s a trial, 2 h 20 min with two workers); each search resumes from data/studies/early-stop-cola.db.
 ESCOLA=data/benchmarks/early-stop/early-stop-cola.txt
 if [ ! -s $ESCOLA ]; then
   echo "== $(date -u) early stopping, CoLA pair"
