@@ -38,6 +38,12 @@ def test_a_dominated_curve_stops_and_a_promising_one_does_not():
     assert not should_stop(ON, 50, [(0.25, 0.10)], FINISHED)  # nothing finished is this small: it is the front
 
 
+def test_a_trial_that_has_not_started_to_learn_never_stops():
+    # far below the front, but every prediction so far was the same class: its score is the floor's
+    assert should_stop(ON, 350, [(0.25, 0.0), (0.5, 0.0)], FINISHED)
+    assert not should_stop(ON, 350, [(0.25, 0.0), (0.5, 0.0)], FINISHED, learning=False)
+
+
 def test_minimum_share_conservative_default_and_switch():
     assert not should_stop(ON, 350, [(0.2, 0.10)], FINISHED)  # before the minimum share of its budget
     assert not should_stop(ON, 350, [(1.0, 0.10)], FINISHED)  # finished: nothing to save
@@ -105,15 +111,17 @@ def test_bad_settings_are_refused(kwargs):
         EarlyStop(on=True, **kwargs)
 
 
-def _engine(scores_by_config):
-    """A fake engine that reports four evaluations and stops when `on_epoch` says so."""
+def _engine(scores_by_config, constant_for=lambda config: 0):
+    """A fake engine that reports four evaluations and stops when `on_epoch` says so; the first
+    `constant_for(config)` of them predict one class throughout."""
 
     def engine(config: PEFTConfig, number: int, on_epoch) -> TrialResult:
         curve = scores_by_config(config)
         best, stopped = -math.inf, "completed"
         for epoch, score in enumerate(curve, start=1):
             best = max(best, score)
-            if on_epoch(EpochReport(epoch, epoch * 10, score, {"accuracy": score}, 0.5, epoch / len(curve))):
+            share, constant = epoch / len(curve), epoch <= constant_for(config)
+            if on_epoch(EpochReport(epoch, epoch * 10, score, {"accuracy": score}, 0.5, share, constant)):
                 stopped = "callback"
                 break
         return TrialResult(
@@ -159,6 +167,26 @@ def test_the_loop_stops_dominated_trials_counts_them_and_records_curves(tmp_path
     paths = write_report(study, tmp_path / "report")
     text = paths["report"].read_text()
     assert f"{len(stopped)} trials stopped early, saving about" in text and paths["pareto_png"].stat().st_size > 0
+
+
+def test_the_loop_lets_a_trial_that_predicts_one_class_go_on_until_it_starts_to_learn(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    record = RECORD.replace(trials=5, fidelity=Fidelity(epochs=4))
+    create_or_continue("s", storage, record)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=make_sampler("random", SPACE, DIMS, seed=0))
+    smallest = PEFTConfig.shared([0], serial=1)
+
+    def scores(config: PEFTConfig) -> list[float]:
+        return [0.7, 0.8, 0.85, 0.9] if config == smallest else [0.3, 0.3, 0.32, 0.33]
+
+    study.enqueue_trial({"serial": 1, "parallel": 0, "prefix": 0, "layer_0": 1})
+    on = EarlyStop(on=True, min_share=0.5, quantile=0.9)
+    engine = _engine(scores, constant_for=lambda config: 0 if config == smallest else 2)
+    dataclasses.replace(_loop(study, 5, engine), early_stop=on, fidelity=record.fidelity.to_dict()).run()
+    stopped = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
+    assert stopped, "the others are larger and far below the front"
+    # at half their budget they still predicted one class: they stop at the next evaluation, not there
+    assert {t.user_attrs[rec.TRIAL_EARLY_STOPPED]["share"] for t in stopped} == {0.75}
 
 
 def test_the_report_flags_a_search_without_signal(tmp_path):

@@ -172,6 +172,28 @@ def test_evaluations_within_an_epoch_are_evenly_spaced_and_can_stop_it(engine):
     assert midway.stopped == "callback" and midway.steps == 6 and len(midway.history) == 3
 
 
+def test_each_evaluation_says_whether_every_prediction_was_the_same(engine, monkeypatch):
+    from autopeft.engine import loop
+
+    assert loop.is_constant(np.array([1, 1, 1])) and not loop.is_constant(np.array([1, 0, 1]))
+    assert loop.is_constant(np.array([0.5, 0.5])) and not loop.is_constant(np.array([0.5, 0.5001]))
+    assert not loop.is_constant(np.array([]))
+    fidelity = FAST.replace(epochs=2)
+    reports = []
+    engine.run_trial("pfeiffer", fidelity, seed=1, on_epoch=lambda r: reports.append(r) and False)
+    predicted = []  # what the model predicted at each evaluation, read beside the scorer
+    real = loop.to_predictions
+    monkeypatch.setattr(loop, "to_predictions", lambda *a: (p := real(*a), predicted.append(p))[0])
+    again = []
+    engine.run_trial("pfeiffer", fidelity, seed=1, on_epoch=lambda r: again.append(r) and False)
+    assert [r.constant for r in again] == [r.constant for r in reports] == [bool(np.all(p == p[0])) for p in predicted]
+    # a model whose outputs are one class everywhere reports it, whatever its accuracy
+    monkeypatch.setattr(loop, "to_predictions", lambda values, regression: np.zeros(len(values), dtype=int))
+    flat = []
+    engine.run_trial("pfeiffer", fidelity, seed=1, on_epoch=lambda r: flat.append(r) and False)
+    assert len(flat) == 2 and all(r.constant for r in flat)
+
+
 def test_evaluations_within_an_epoch_may_score_a_cheap_part_of_the_set(engine, monkeypatch):
     from autopeft.engine import loop
 

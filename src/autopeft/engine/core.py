@@ -272,13 +272,14 @@ class Engine:
         def scorer(view: View) -> loop.Scorer:
             references = main_data.labels[view.indices]
 
-            def score() -> tuple[float, dict[str, float]]:
+            def score() -> tuple[float, dict[str, float], bool]:
                 values = loop.logits(
                     self.model, main_data, view.indices, fidelity.eval_batch_size, self.device, precision
                 )
                 _check_finite(values, view.split)
-                metrics = self.task.score(loop.to_predictions(values, regression), references)
-                return metrics[self.task.metric_name], metrics
+                predictions = loop.to_predictions(values, regression)
+                metrics = self.task.score(predictions, references)
+                return metrics[self.task.metric_name], metrics, loop.is_constant(predictions)
 
             return score
 

@@ -24,7 +24,9 @@ from autopeft.engine.result import EpochReport, TrialFailed
 from autopeft.engine.tokens import Encoded, eval_batches, train_batches
 from autopeft.peft.build import lr_scale_of
 
-Scorer = Callable[[], tuple[float, dict[str, float]]]  # () -> (headline, metrics) on the scoring set
+# () -> (headline, metrics, constant) on the scoring set; constant: every prediction was the same (one class,
+# one value), so the model has not started to learn whatever the metric says
+Scorer = Callable[[], tuple[float, dict[str, float], bool]]
 
 # Steps between reads of the loss back to the host. Reading a CUDA tensor waits for the GPU to finish
 # its queue; reading every 32 steps keeps it busy. On the CPU a read costs nothing, so every step.
@@ -82,6 +84,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 def to_predictions(values: np.ndarray, regression: bool) -> np.ndarray:
     """`n x num_labels` outputs -> `n` class ids, or scores for a regression head."""
     return values[:, 0] if regression else values.argmax(axis=1)
+
+
+def is_constant(predictions: np.ndarray) -> bool:
+    """Every prediction is the same class or value: whatever it scores, the model has not started to learn."""
+    return bool(predictions.size) and bool(np.all(predictions == predictions[0]))
 
 
 def train(
@@ -143,7 +150,7 @@ def train(
         nonlocal since_best, scored_in_full
         watch.check()  # the last steps' losses, before their time is taken and their state scored
         started = time.perf_counter()
-        headline, scores = (interim_score if interim and interim_score is not None else score)()
+        headline, scores, constant = (interim_score if interim and interim_score is not None else score)()
         out.eval_seconds += time.perf_counter() - started
         model.train()
         train_loss = float(np.mean(watch.losses)) if watch.losses else math.nan
@@ -160,7 +167,8 @@ def train(
         if better:
             out.best_headline, out.best_metrics, out.best_epoch = headline, scores, epoch
             out.best_state = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
-        report = EpochReport(epoch, out.steps, headline, scores, train_loss, share=round(out.steps / total, 6))
+        share = round(out.steps / total, 6)
+        report = EpochReport(epoch, out.steps, headline, scores, train_loss, share=share, constant=constant)
         if on_epoch is not None and on_epoch(report):
             return "callback"
         if out.steps >= total and epoch < fidelity.epochs:

@@ -24,6 +24,7 @@ class EpochReport:
     metrics: dict[str, float]
     train_loss: float  # mean training loss since the previous evaluation
     share: float  # share of the trial's optimiser steps done
+    constant: bool = False  # every prediction was the same: the model has not started to learn
 
 
 @dataclass

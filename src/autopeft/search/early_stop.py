@@ -7,7 +7,8 @@ may still come: a high quantile of the gains that the study's finished learning 
 the same point of their budget to their end, over all of them and over those of comparable size
 (within a factor `SIZE_FACTOR` of its parameters), whichever allows more. Until enough curves exist
 the allowance is conservative (twice the largest gain seen, or no stopping at all without any
-curve), and no trial stops before `min_share` of its budget.
+curve), and no trial stops before `min_share` of its budget, nor while every prediction it has made was
+the same (it has not started to learn, so its score says nothing of where it will end).
 
 Pure Python: the search loop feeds it the finished trials' curves and the trial's own.
 """
@@ -137,9 +138,18 @@ def front_score_at(finished: Sequence[Finished], params: int) -> float | None:
     return max(scores) if scores else None
 
 
-def should_stop(settings: EarlyStop, params: int, curve: Curve, finished: Sequence[Finished]) -> bool:
-    """Stop when even the allowed gain cannot lift the trial to the front at its size."""
-    if not settings.on or not curve:
+def should_stop(
+    settings: EarlyStop, params: int, curve: Curve, finished: Sequence[Finished], learning: bool = True
+) -> bool:
+    """Stop when even the allowed gain cannot lift the trial to the front at its size.
+
+    learning: some evaluation so far gave varied predictions. A model that still predicts one class (or one
+    value) scores the task's floor, which says nothing of whether it will start: at CoLA's 7500x2, 3 of the
+    11 trials stopped at the floor (Matthews 0 for 3/8 of their budget) finished above the front at their
+    size (0.15-0.17 against 0.13; docs/BENCHMARKS.md), and the curves that sit there, most of them for
+    their whole first epoch, give no allowance for the late jump.
+    """
+    if not settings.on or not curve or not learning:
         return False
     share = curve[-1][0]
     if share < settings.min_share or share >= 1 - 1e-9:

@@ -135,12 +135,16 @@ class SearchLoop:
     def _on_epoch(self, trial: optuna.Trial, params: int, curve: list[tuple[float, float]]) -> Callable[[Any], bool]:
         """Record each evaluation on the trial (its learning curve) and decide whether to stop it."""
 
+        learning = False  # some evaluation so far gave varied predictions
+
         def on_epoch(report: Any) -> bool:
+            nonlocal learning
             curve.append((report.share, float(report.headline)))
             trial.set_user_attr(rec.TRIAL_CURVE, curve)
+            learning = learning or not report.constant
             if not self.early_stop.on:
                 return False
-            return should_stop(self.early_stop, params, curve, finished_curves(self.study))
+            return should_stop(self.early_stop, params, curve, finished_curves(self.study), learning)
 
         return on_epoch
 
