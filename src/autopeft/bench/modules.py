@@ -147,7 +147,9 @@ def run_modules_bench(bench: ModulesBench, log: Callable[[str], None]) -> dict[s
     return summarise(rows, bench.tasks)
 
 
-def at_floor(row: dict[str, Any]) -> bool:
+def at_or_below_floor(row: dict[str, Any]) -> bool:
+    """The run scored no more than its floor (a constant prediction's score), or nothing (NaN): it learnt
+    nothing. Unlike `autopeft.floor.at_floor` (exactly the floor), a score below it counts too."""
     score = float(row["metric"])
     return math.isnan(score) or score <= float(row["floor"]) + FLOOR_TOLERANCE
 
@@ -169,7 +171,7 @@ def summarise(rows: list[dict[str, Any]], tasks: Sequence[str]) -> dict[str, Any
                 seed_stds = [statistics.stdev(v) for v in by_config.values() if len(v) > 1]
                 table.setdefault(task, {}).setdefault(f"{lr:g}", {})[kind] = {
                     "runs": len(mine),
-                    "at_floor": sum(at_floor(r) for r in mine) / len(mine),
+                    "at_floor": sum(at_or_below_floor(r) for r in mine) / len(mine),
                     "mean": statistics.fmean(scores),
                     "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                     "seed_std": statistics.fmean(seed_stds) if seed_stds else None,
