@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 
 from autopeft.cli import main
 
@@ -40,7 +41,7 @@ def test_both_modes_side_by_side_then_resume(glue_dir, tmp_path, capsys, monkeyp
     }
 
 
-def _finished(study, score, params, cpu, curve=()):
+def _finished(study, score, params, cpu, curve=(), seconds=None):
     from optuna.distributions import IntDistribution
 
     study.add_trial(
@@ -48,7 +49,7 @@ def _finished(study, score, params, cpu, curve=()):
             values=[score, params],
             params={"x": 0},
             distributions={"x": IntDistribution(0, 1)},
-            user_attrs={"cpu_seconds": cpu, "curve": [list(p) for p in curve]},
+            user_attrs={"cpu_seconds": cpu, "curve": [list(p) for p in curve], **(seconds or {})},
         )
     )
 
@@ -63,6 +64,11 @@ def test_oracle_stops_only_the_trials_that_end_below_the_front_at_their_size():
     _finished(study, 0.6, 300, 40.0)  # above the front at its size
     assert oracle_share(study, 0.5) == (10 + 15 + 20 + 40) / 100
     assert oracle_share(study, 0.25) == (10 + 7.5 + 20 + 40) / 100
+    # a stop saves only the training and scoring it cuts short, not the trial's suggestion and set-up
+    slow = optuna.create_study(directions=["maximize", "minimize"])
+    _finished(slow, 0.5, 100, 10.0)
+    _finished(slow, 0.4, 200, 30.0, seconds={"wall_seconds": 30.0, "train_seconds": 20.0, "eval_seconds": 4.0})
+    assert oracle_share(slow, 0.5) == pytest.approx((10 + 30 * (1 - 0.5 * 0.8)) / 40)
     on = optuna.create_study(directions=["maximize", "minimize"])
     _finished(on, 0.5, 100, 1.0, curve=[(0.25, 0.1), (0.5, 0.2), (0.75, 0.3), (1.0, 0.4)])
     assert first_stop_share(on, 0.5) == 0.5 and first_stop_share(on, 0.3) == 0.5
