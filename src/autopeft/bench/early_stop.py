@@ -171,7 +171,7 @@ def oracle_share(study: optuna.Study, first: float) -> float:
 def engine_share(attrs: dict) -> float:
     """The share of a trial's time spent training and scoring (the rest: its suggestion and set-up), from
     its stored seconds; 1 where they were not stored. A fifth of a trial went elsewhere at STS-B's 1000x1
-    (7.5 s of 33-40 s, the same from the first trial to the hundredth), 4 % at CoLA's 7500x2."""
+    (7.5 s of 33-40 s, a saas-map suggestion 3-6 s of it), 4 % at CoLA's 7500x2."""
     wall = attrs.get("wall_seconds") or 0.0
     engine = (attrs.get("train_seconds") or 0.0) + (attrs.get("eval_seconds") or 0.0)
     return min(1.0, engine / wall) if wall > 0 and engine > 0 else 1.0
