@@ -127,8 +127,4 @@ early_stop_pair early-stop-cola cola 30 sqlite:///data/studies/early-stop-cola.d
 # class (Matthews 0 for 3/8 of its budget); the rule now lets such a trial go on until it starts to learn. The
 # searches without early stopping reused; the "on" ones about 2 CPU hours (65-75 min with two workers).
 early_stop_pair early-stop-floor cola 30 sqlite:///data/studies/early-stop-cola.db early-stop-cola
-# the same searches again with nothing beside them: above, the test suite and a CI run shared the machine and
-# the same trials (same configurations, same checkpoints) cost 26-35 % more process CPU than in the first CoLA
-# pair. The searches are deterministic, so this repeats their trials and stops; only the CPU is measured anew.
-early_stop_pair early-stop-floor-quiet cola 30 sqlite:///data/studies/early-stop-cola.db early-stop-cola
 echo "== $(date -u) done"
