@@ -174,10 +174,11 @@ def test_evaluations_within_an_epoch_are_evenly_spaced_and_can_stop_it(engine):
 
 def test_each_evaluation_says_whether_every_prediction_was_the_same(engine, monkeypatch):
     from autopeft.engine import loop
+    from autopeft.tasks.metrics import is_constant
 
-    assert loop.is_constant(np.array([1, 1, 1])) and not loop.is_constant(np.array([1, 0, 1]))
-    assert loop.is_constant(np.array([0.5, 0.5])) and not loop.is_constant(np.array([0.5, 0.5001]))
-    assert not loop.is_constant(np.array([]))
+    assert is_constant(np.array([1, 1, 1])) and not is_constant(np.array([1, 0, 1]))
+    assert is_constant(np.array([0.5, 0.5])) and not is_constant(np.array([0.5, 0.5001]))
+    assert not is_constant(np.array([]))
     fidelity = FAST.replace(epochs=2)
     reports = []
     engine.run_trial("pfeiffer", fidelity, seed=1, on_epoch=lambda r: reports.append(r) and False)

@@ -148,8 +148,8 @@ def oracle_share(study: optuna.Study, first: float) -> float:
     finished before it at its size, and no other: a floor under any rule stopping there. In a
     multi-objective search many trials reach the front when they finish (every one smaller than all
     before it does), which bounds what early stopping can save. Only a trial's training and scoring
-    (`engine_share`) can be cut short: its suggestion and its set-up are paid
-    whether it stops or not. Extra scoring passes are not counted."""
+    (`engine_share`) can be cut short: its suggestion and its set-up are paid whether it stops or not.
+    Extra scoring passes are not counted."""
     from optuna.trial import TrialState
 
     from autopeft.search.early_stop import Finished, front_score_at

@@ -33,6 +33,7 @@ from autopeft.peft.heads import start_head_at
 from autopeft.peft.prefix_start import QueryMeans, has_long_prefix, measure_queries, quiet_prefixes
 from autopeft.space import PEFTConfig
 from autopeft.tasks import Plan, TaskData, View
+from autopeft.tasks.metrics import is_constant
 
 Trainable = PEFTConfig | Method | str
 QUERY_SAMPLE = 64  # training examples whose queries give the directions a quiet prefix start pushes against
@@ -279,7 +280,7 @@ class Engine:
                 _check_finite(values, view.split)
                 predictions = loop.to_predictions(values, regression)
                 metrics = self.task.score(predictions, references)
-                return metrics[self.task.metric_name], metrics, loop.is_constant(predictions)
+                return metrics[self.task.metric_name], metrics, is_constant(predictions)
 
             return score
 

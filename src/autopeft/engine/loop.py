@@ -86,11 +86,6 @@ def to_predictions(values: np.ndarray, regression: bool) -> np.ndarray:
     return values[:, 0] if regression else values.argmax(axis=1)
 
 
-def is_constant(predictions: np.ndarray) -> bool:
-    """Every prediction is the same class or value: whatever it scores, the model has not started to learn."""
-    return bool(predictions.size) and bool(np.all(predictions == predictions[0]))
-
-
 def train(
     model: Any,
     data: Encoded,

@@ -37,6 +37,12 @@ def headline_name(family: str) -> str:
     return HEADLINES[family]
 
 
+def is_constant(values: np.ndarray) -> bool:
+    """Every value is the same class or number: predictions like these score a task's floor whatever it is,
+    and the model behind them has not started to learn."""
+    return bool(values.size) and bool(np.all(values == values[0]))
+
+
 def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
@@ -61,7 +67,7 @@ def compute(
     if family == "pearson_spearman":
         preds = preds.astype(np.float64)
         refs = refs.astype(np.float64)
-        constant = np.ptp(preds) == 0 or np.ptp(refs) == 0  # scipy warns and returns NaN on these
+        constant = is_constant(preds) or is_constant(refs)  # scipy warns and returns NaN on these
         out["pearson"] = 0.0 if constant else _finite(pearsonr(preds, refs)[0])
         out["spearmanr"] = 0.0 if constant else _finite(spearmanr(preds, refs)[0])
         out["mse"] = float(np.mean((preds - refs) ** 2))
